@@ -1,0 +1,369 @@
+"""Helpers shared by char_rnn.py and mnist_rnn.py.
+
+One import shim for both TensorFlow stacks (TF 1.15, or TF 2.x through
+tensorflow.compat.v1 in graph mode), the lecture's vocabulary and batching
+helpers (with their bugs fixed), gradient clipping and numerics checks, and
+data download and parsing.
+
+    from utils import tf, rnn     # tf is the TF1 API on either stack
+"""
+from __future__ import print_function
+
+import contextlib
+import gzip
+import hashlib
+import os
+import random
+import socket
+import struct
+import sys
+import tempfile
+import time
+import zlib
+
+# Quiet TensorFlow's start-up noise before it is imported, as the lecture does.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# TF >= 2.16 ships Keras 3, which has no tf.layers / tf.nn.rnn_cell; tf-keras does.
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import numpy as np  # noqa: E402
+import tensorflow  # noqa: E402
+
+TF1 = tensorflow.__version__.startswith('1.')
+if TF1:
+    import tensorflow as tf  # noqa: E402
+    from tensorflow.python.util import deprecation as _deprecation
+    _deprecation._PRINT_DEPRECATION_WARNINGS = False
+else:
+    import tensorflow.compat.v1 as tf  # noqa: E402
+    tf.disable_v2_behavior()
+    import warnings
+    warnings.filterwarnings('ignore', message='.*is deprecated.*')
+    warnings.filterwarnings('ignore', category=DeprecationWarning)
+tf.logging.set_verbosity(tf.logging.ERROR)
+STACK = 'tf1' if TF1 else 'tf2'
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, no traceback."""
+
+
+def run_main(main, argv=None):
+    """Calls main(argv); a UserError becomes one line on stderr and exit code 2."""
+    prog = os.path.basename(sys.argv[0])
+    try:
+        return main(argv)
+    except UserError as e:
+        print('{}: error: {}'.format(prog, e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('{}: interrupted'.format(prog), file=sys.stderr)
+        return 130
+
+
+def session_config(threads=0):
+    """ConfigProto with GPU memory growth (as the notebook) and thread counts (0 = TF decides)."""
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads,
+                            inter_op_parallelism_threads=threads)
+    config.gpu_options.allow_growth = True
+    return config
+
+
+# ---------------------------------------------------------------------------
+# Cells: the seeds' classes under one name on both stacks.
+# ---------------------------------------------------------------------------
+
+class _Cells(object):
+    """Namespace of the RNN cell classes the seeds use.
+
+    TF1: tf.contrib.rnn itself. TF2: the core tf.nn.rnn_cell classes plus
+    ports of what tf.contrib provided (LayerNormBasicLSTMCell).
+    """
+
+
+rnn = _Cells()
+if TF1:
+    _contrib_rnn = tf.contrib.rnn
+    for _name in ('BasicRNNCell', 'BasicLSTMCell', 'LSTMCell', 'GRUCell', 'MultiRNNCell',
+                  'DropoutWrapper', 'LayerNormBasicLSTMCell', 'GRUBlockCellV2',
+                  'LSTMBlockCell', 'LSTMStateTuple'):
+        setattr(rnn, _name, getattr(_contrib_rnn, _name))
+else:
+    for _name in ('BasicRNNCell', 'BasicLSTMCell', 'LSTMCell', 'GRUCell', 'MultiRNNCell',
+                  'DropoutWrapper', 'LSTMStateTuple'):
+        setattr(rnn, _name, getattr(tf.nn.rnn_cell, _name))
+
+
+# ---------------------------------------------------------------------------
+# Vocabulary and batching (lecture 11).
+# ---------------------------------------------------------------------------
+
+_VOCAB_INDEX = {}
+
+
+def _vocab_index(vocab):
+    """{char: id}, ids from 1; a repeated character keeps its first id (as vocab.index)."""
+    index = _VOCAB_INDEX.get(vocab)
+    if index is None:
+        index = {}
+        for i, ch in enumerate(vocab):
+            index.setdefault(ch, i + 1)
+        _VOCAB_INDEX[vocab] = index
+    return index
+
+
+def vocab_encode(text, vocab, dropped=None):
+    """Ids of the characters of text, starting at 1 (0 is padding).
+
+    Characters outside the vocabulary are dropped, as in the lecture; pass a
+    collections.Counter as `dropped` to learn which and how many.
+    """
+    index = _vocab_index(vocab)
+    ids = []
+    for ch in text:
+        i = index.get(ch)
+        if i is not None:
+            ids.append(i)
+        elif dropped is not None:
+            dropped[ch] += 1
+    return ids
+
+
+def vocab_decode(ids, vocab):
+    """Characters of ids; 0 (padding) decodes to nothing.
+
+    Fix: the lecture's vocab[x - 1] turns padding into the last vocabulary character.
+    """
+    out = []
+    for i in ids:
+        i = int(i)
+        if i == 0:
+            continue
+        if not 0 < i <= len(vocab):
+            raise ValueError('id {} outside the vocabulary (1..{})'.format(i, len(vocab)))
+        out.append(vocab[i - 1])
+    return ''.join(out)
+
+
+def read_lines(filename):
+    """The lines of a UTF-8 text file, stripped; a clear UserError for a bad file.
+
+    Fix: the lecture opens files with the platform's default encoding, which
+    breaks on systems whose default is not UTF-8.
+    """
+    if not os.path.exists(filename):
+        raise UserError('data file {} does not exist'.format(filename))
+    if os.path.isdir(filename):
+        raise UserError('data file {} is a directory, not a file'.format(filename))
+    lines = []
+    with open(filename, 'rb') as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode('utf-8')
+            except UnicodeDecodeError as e:
+                raise UserError('{}: line {}: not UTF-8 (byte 0x{:02x} at column {})'.format(
+                    filename, number, raw[e.start], e.start + 1))
+            lines.append(line.strip())
+    if not any(lines):
+        raise UserError('data file {} is empty'.format(filename))
+    return lines
+
+
+def chunk_ids(ids, window, overlap):
+    """Windows of `window` ids every `overlap` ids, the last one zero-padded.
+
+    Fix: the lecture's range(0, len(text) - window, overlap) yields nothing for
+    a text shorter than the window and drops the tail of a longer one, so its
+    zero-padding line never ran. Here every character is in some window.
+    A text of fewer than 2 ids has no next character to predict and gives none.
+    """
+    if not 0 < overlap <= window:
+        raise ValueError('need 0 < overlap <= window, got overlap {} and window {}'.format(
+            overlap, window))
+    if len(ids) < 2:
+        return []
+    chunks = []
+    for start in range(0, max(len(ids) - window, 0) + overlap, overlap):
+        chunk = list(ids[start:start + window])
+        if len(chunk) < 2:
+            break
+        chunk += [0] * (window - len(chunk))
+        chunks.append(chunk)
+    return chunks
+
+
+def read_data(filename, vocab, window, overlap, rng=random):
+    """Endless stream of windows over the lines of filename, reshuffled each pass.
+
+    As the lecture's read_data, but the lines are encoded once, not every pass,
+    and a file with nothing to train on is an error instead of an endless loop.
+    """
+    encoded = [vocab_encode(line, vocab) for line in read_lines(filename)]
+    encoded = [ids for ids in encoded if len(ids) >= 2]
+    if not encoded:
+        raise UserError('{} has no line with two or more vocabulary characters'.format(filename))
+    while True:
+        rng.shuffle(encoded)
+        for ids in encoded:
+            for chunk in chunk_ids(ids, window, overlap):
+                yield chunk
+
+
+def read_batch(stream, batch_size):
+    """Lists of batch_size elements of stream; the last may be shorter.
+
+    Fix: the lecture also yields an empty list when the stream ends on a full batch.
+    """
+    batch = []
+    for element in stream:
+        batch.append(element)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ---------------------------------------------------------------------------
+# Gradients.
+# ---------------------------------------------------------------------------
+
+def clip_gradients(loss, var_list, max_norm=None):
+    """tf.gradients + tf.clip_by_global_norm (the lecture's tip).
+
+    Returns (grads_and_vars for apply_gradients, global norm before clipping).
+    max_norm None or 0 leaves the gradients as they are (the norm is still computed).
+    """
+    grads = tf.gradients(loss, var_list)
+    if max_norm:
+        grads, norm = tf.clip_by_global_norm(grads, max_norm)
+    else:
+        norm = tf.global_norm(grads)
+    return list(zip(grads, var_list)), norm
+
+
+def check_numerics(grads_and_vars):
+    """Each gradient through tf.check_numerics, the message naming its variable.
+
+    As the notebook's check list, but the checked tensors are the ones handed to
+    apply_gradients, so a NaN stops the step before it reaches the weights.
+    """
+    checked = []
+    for grad, var in grads_and_vars:
+        if grad is not None:
+            message = 'check_numerics: gradient of {} ({})'.format(
+                var.op.name, getattr(grad, 'name', 'indexed slices'))
+            if isinstance(grad, tf.IndexedSlices):
+                grad = tf.IndexedSlices(tf.check_numerics(grad.values, message),
+                                        grad.indices, grad.dense_shape)
+            else:
+                grad = tf.check_numerics(grad, message)
+        checked.append((grad, var))
+    return checked
+
+
+# ---------------------------------------------------------------------------
+# Files and downloads.
+# ---------------------------------------------------------------------------
+
+def safe_mkdir(path):
+    """mkdir -p."""
+    if path and not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=sys.stderr):
+    """Fetches url into dest unless dest already holds the right bytes.
+
+    Atomic: the bytes go to a temporary file beside dest, are checked against
+    sha256, then renamed; nothing partial is ever left at dest. Progress is
+    shown for files of progress_min_bytes or more. Any failure is a UserError.
+    """
+    from urllib.error import URLError
+    from urllib.request import urlopen
+    if os.path.isfile(dest) and sha256_of(dest) == sha256:
+        return dest
+    folder = os.path.dirname(os.path.abspath(dest))
+    safe_mkdir(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(dest) + '.', suffix='.part')
+    try:
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, 'wb') as f, contextlib.closing(urlopen(url, timeout=timeout)) as r:
+                total = int(r.headers.get('Content-Length') or 0)
+                done, last_shown = 0, 0.0
+                for block in iter(lambda: r.read(1 << 16), b''):
+                    f.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if total >= progress_min_bytes and time.time() - last_shown > 0.5:
+                        out.write('\rdownloading {} {:5.1f}% of {:.1f} MB'.format(
+                            os.path.basename(dest), 100.0 * done / total, total / 1e6))
+                        out.flush()
+                        last_shown = time.time()
+                if total >= progress_min_bytes:
+                    out.write('\rdownloading {} done ({:.1f} MB)\n'.format(
+                        os.path.basename(dest), done / 1e6))
+                if total and done != total:
+                    raise UserError('download of {} stopped after {} of {} bytes'.format(
+                        url, done, total))
+        except (URLError, socket.timeout, ConnectionError, OSError) as e:
+            reason = getattr(e, 'reason', e)
+            raise UserError('cannot download {} ({}); offline? put the file at {} yourself'.format(
+                url, reason, dest))
+        got = digest.hexdigest()
+        if got != sha256:
+            raise UserError('checksum mismatch for {}: expected sha256 {}, got {}'.format(
+                url, sha256, got))
+        os.replace(tmp, dest)
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+# IDX (the MNIST file format): magic 0x00 0x00 <type> <ndim>, then ndim big-endian
+# uint32 sizes, then the data, big-endian.
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype('>i2'), 0x0C: np.dtype('>i4'),
+             0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
+
+
+def read_idx(path):
+    """numpy array of an IDX file, gzipped or raw; UserError for anything malformed."""
+    if not os.path.isfile(path):
+        raise UserError('{} does not exist'.format(path))
+    with open(path, 'rb') as f:
+        head = f.read(2)
+    try:
+        if head == b'\x1f\x8b':
+            with gzip.open(path, 'rb') as f:
+                data = f.read()
+        else:
+            with open(path, 'rb') as f:
+                data = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise UserError('{}: corrupt gzip file ({})'.format(path, e))
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
+        raise UserError('{}: not an IDX file (bad magic number)'.format(path))
+    ndim = data[3]
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise UserError('{}: truncated IDX header'.format(path))
+    shape = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
+    dtype = np.dtype(IDX_TYPES[data[2]])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    body = len(data) - 4 - 4 * ndim
+    if body != expected:
+        raise UserError('{}: {} IDX file: header says {} bytes of data for shape {}, file has {}'.format(
+            path, 'truncated' if body < expected else 'oversized', expected, tuple(shape), body))
+    array = np.frombuffer(data, dtype, offset=4 + 4 * ndim).reshape(shape)
+    return array.astype(dtype.newbyteorder('='))
+
