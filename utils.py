@@ -280,7 +280,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=sys.stderr):
+def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=None):
     """Fetches url into dest unless dest already holds the right bytes.
 
     Atomic: the bytes go to a temporary file beside dest, are checked against
@@ -291,6 +291,7 @@ def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=sys.
     from urllib.request import urlopen
     if os.path.isfile(dest) and sha256_of(dest) == sha256:
         return dest
+    out = out or sys.stderr
     folder = os.path.dirname(os.path.abspath(dest))
     safe_mkdir(folder)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(dest) + '.', suffix='.part')
