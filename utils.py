@@ -27,8 +27,44 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import numpy as np  # noqa: E402
-import tensorflow  # noqa: E402
 
+# TF 2.x's native start-up lines (oneDNN notice, missing CUDA driver) are written
+# before its logging is set up, whatever TF_CPP_MIN_LOG_LEVEL says. Hold stderr
+# while importing and replay everything but those lines.
+_NATIVE_NOISE = ('All log messages before absl::InitializeLog()', 'oneDNN custom operations',
+                 'Could not find cuda drivers', 'Unable to register cu',
+                 'computation placer already registered', 'This TensorFlow binary is optimized',
+                 'rebuild TensorFlow with the appropriate compiler flags')
+if not os.path.exists('/proc/driver/nvidia'):  # no GPU driver: its absence is no news
+    _NATIVE_NOISE += ('failed call to cuInit',)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode('utf-8', 'replace').splitlines(True):
+                if not any(noise in line for noise in _NATIVE_NOISE):
+                    sys.stderr.write(line)
+
+
+with _quiet_native_stderr():
+    import tensorflow  # noqa: E402
+    import tensorflow.compat.v1  # noqa: E402,F401
+    if not tensorflow.__version__.startswith('1.'):
+        tensorflow.config.list_physical_devices('GPU')  # logs cuInit failure on CPU-only hosts
+
+# Before anything else logs: through compat.v1, which itself prints no deprecation warning.
+tensorflow.compat.v1.logging.set_verbosity(tensorflow.compat.v1.logging.ERROR)
 TF1 = tensorflow.__version__.startswith('1.')
 if TF1:
     import tensorflow as tf  # noqa: E402
@@ -40,7 +76,6 @@ else:
     import warnings
     warnings.filterwarnings('ignore', message='.*is deprecated.*')
     warnings.filterwarnings('ignore', category=DeprecationWarning)
-tf.logging.set_verbosity(tf.logging.ERROR)
 STACK = 'tf1' if TF1 else 'tf2'
 
 
@@ -92,6 +127,106 @@ else:
     for _name in ('BasicRNNCell', 'BasicLSTMCell', 'LSTMCell', 'GRUCell', 'MultiRNNCell',
                   'DropoutWrapper', 'LSTMStateTuple'):
         setattr(rnn, _name, getattr(tf.nn.rnn_cell, _name))
+
+
+# contrib.layers.layer_norm's epsilon for float32 (1e-3 for float16). Tiny on purpose
+# there; it is what makes a zero-variance input blow gradients up (see mnist_rnn.py).
+LAYER_NORM_EPSILON = 1e-12
+
+
+class LayerNormBasicLSTMCell(tf.nn.rnn_cell.RNNCell):
+    """Port of TF 1.15's tf.contrib.rnn.LayerNormBasicLSTMCell to tf.nn.rnn_cell.RNNCell.
+
+    LSTM unit with layer normalization (Ba, Kiros, Hinton 2016, arXiv:1607.06450),
+    applied before the internal nonlinearities, and recurrent dropout without
+    memory loss (Semeniuta, Severyn, Barth 2016, arXiv:1603.05118).
+
+    Same arguments and defaults, same math (contrib.layers.layer_norm included:
+    moments over the units, epsilon 1e-12) and the same variable names
+    (kernel; input|transform|forget|output|state/gamma|beta; bias only without
+    layer_norm), so checkpoints move between the stacks. Runs on TF 1.15 as well,
+    where tests/test_ln_port.py checks it against contrib's cell; on TF2 it is
+    rnn.LayerNormBasicLSTMCell.
+    """
+
+    def __init__(self, num_units, forget_bias=1.0, input_size=None, activation=tf.tanh,
+                 layer_norm=True, norm_gain=1.0, norm_shift=0.0, dropout_keep_prob=1.0,
+                 dropout_prob_seed=None, reuse=None):
+        super(LayerNormBasicLSTMCell, self).__init__(_reuse=reuse)
+        if input_size is not None:
+            tf.logging.warn('%s: The input_size parameter is deprecated.', self)
+        self._num_units = num_units
+        self._activation = activation
+        self._forget_bias = forget_bias
+        self._keep_prob = dropout_keep_prob
+        self._seed = dropout_prob_seed
+        self._layer_norm = layer_norm
+        self._norm_gain = norm_gain
+        self._norm_shift = norm_shift
+        self._reuse = reuse
+
+    @property
+    def state_size(self):
+        return tf.nn.rnn_cell.LSTMStateTuple(self._num_units, self._num_units)
+
+    @property
+    def output_size(self):
+        return self._num_units
+
+    def _norm(self, inp, scope, dtype=tf.float32):
+        """contrib.layers.layer_norm(inp) with gamma and beta made in `scope` first."""
+        shape = inp.get_shape()[-1:]
+        with tf.variable_scope(scope):
+            gamma = tf.get_variable('gamma', shape=shape, dtype=dtype,
+                                    initializer=tf.constant_initializer(self._norm_gain))
+            beta = tf.get_variable('beta', shape=shape, dtype=dtype,
+                                   initializer=tf.constant_initializer(self._norm_shift))
+            mean, variance = tf.nn.moments(inp, [1], keep_dims=True)
+            epsilon = 1e-3 if dtype == tf.float16 else LAYER_NORM_EPSILON
+            return tf.nn.batch_normalization(inp, mean, variance, offset=beta, scale=gamma,
+                                             variance_epsilon=epsilon)
+
+    def _linear(self, args):
+        out_size = 4 * self._num_units
+        proj_size = args.get_shape()[-1]
+        dtype = args.dtype
+        weights = tf.get_variable('kernel', [proj_size, out_size], dtype=dtype)
+        out = tf.matmul(args, weights)
+        if not self._layer_norm:
+            bias = tf.get_variable('bias', [out_size], dtype=dtype)
+            out = tf.nn.bias_add(out, bias)
+        return out
+
+    def call(self, inputs, state):
+        """LSTM cell with layer normalization and recurrent dropout."""
+        c, h = state
+        args = tf.concat([inputs, h], 1)
+        concat = self._linear(args)
+        dtype = args.dtype
+
+        i, j, f, o = tf.split(value=concat, num_or_size_splits=4, axis=1)
+        if self._layer_norm:
+            i = self._norm(i, 'input', dtype=dtype)
+            j = self._norm(j, 'transform', dtype=dtype)
+            f = self._norm(f, 'forget', dtype=dtype)
+            o = self._norm(o, 'output', dtype=dtype)
+
+        g = self._activation(j)
+        if (not isinstance(self._keep_prob, float)) or self._keep_prob < 1:
+            # contrib's dropout(g, keep_prob) is exactly this (rate = 1. - keep_prob).
+            g = tf.nn.dropout(g, rate=1. - self._keep_prob, seed=self._seed)
+
+        new_c = c * tf.sigmoid(f + self._forget_bias) + tf.sigmoid(i) * g
+        if self._layer_norm:
+            new_c = self._norm(new_c, 'state', dtype=dtype)
+        new_h = self._activation(new_c) * tf.sigmoid(o)
+
+        new_state = tf.nn.rnn_cell.LSTMStateTuple(new_c, new_h)
+        return new_h, new_state
+
+
+if not TF1:
+    rnn.LayerNormBasicLSTMCell = LayerNormBasicLSTMCell
 
 
 # ---------------------------------------------------------------------------

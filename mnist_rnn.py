@@ -1,0 +1,819 @@
+"""MNIST digits read row by row by an RNN: the cell comparison notebook as a script.
+
+Each 28x28 image is a sequence of 28 rows of 28 pixels; tf.nn.dynamic_rnn runs a
+cell of 31 units over it, a dense layer maps the last output to the 10 classes.
+The notebook ("RNN 실습 - 텐서플로우에서 LSTM 및 GRU 사용") trains five cells in turn
+with the same settings and compares them; its last two runs are about a NaN:
+
+    python mnist_rnn.py --cell gru               # one cell (Tests #1-#5: basic_rnn,
+                                                 # basic_lstm, gru, lstm, ln_basic_lstm)
+    python mnist_rnn.py --cell all               # the whole comparison, plus
+                                                 # logdir/results.csv, .md and .png
+    python mnist_rnn.py --cell ln_basic_lstm --check-numerics    # Test #6
+    python mnist_rnn.py --cell ln_basic_lstm --ln-smoothing      # the remedy
+    tensorboard --logdir logdir
+
+Results (MNIST, 10 epochs; min-window test accu is the notebook's printed statistic,
+mean test accu the accuracy over the whole test set after the last epoch):
+
+    | cell          | notebook (min-window) | min-window | mean test accu | sec/iter |
+    |---------------|-----------------------|------------|----------------|----------|
+    | basic_rnn     | 0.844                 | (to fill)  | (to fill)      |          |
+    | basic_lstm    | 0.875                 |            |                |          |
+    | gru           | 0.930                 |            |                |          |
+    | lstm          | 0.945                 |            |                |          |
+    | ln_basic_lstm | loss nan in epoch 1   |            |                |          |
+
+    made with: python mnist_rnn.py --cell all --data-dir ../shared/data/mnist
+
+Log lines are the notebook's: every 250 steps `[trn] ep 1, step 250, loss 1.501857,
+accu 0.085938, sec/iter 0.012345` (mean loss, *minimum* batch accuracy and mean
+seconds per step over the steps since the last line) and `[tst] ep 1, step 500,
+accu 0.500000, sec/iter 0.004678` (the step counts test batches too). After each
+epoch one more line gives the mean accuracy over the whole test set, the figure to
+compare: `[tst] ep 1, mean accu 0.912300 over 9984 images`.
+
+Why ln_basic_lstm goes NaN (on both stacks; its port in utils.py does the same):
+MNIST digits start with blank rows: 85% of the training images with 4 or more. A
+blank row with the zero initial state makes every pre-activation of the cell exactly
+0, and with layer norm's shift (beta) at 0 the state stays exactly 0 row after row.
+Layer norm of a zero-variance vector divides by sqrt(variance + 1e-12) = 1e-6:
+harmless in the forward pass (0 * 1e6 = 0; the first loss is finite), but backwards
+each blank row multiplies the gradient by 1e6 (state) to 1e12 (gates and state), and
+4 blank rows overflow float32; inf times the zero inputs gives NaN in the gradients
+of the kernel and the norms at the very first step, whatever the seed. Adam writes
+the NaN into the weights and the loss is NaN from step 2 on. The accuracy never shows
+it: argmax of NaN logits is class 0, and the notebook's accuracy is integer arithmetic
+(labels - preds, count_nonzero), so it prints the share of zeros in the batch; its
+`accu 0.039062` and `accu 0.054688` are exactly the smallest share of zeros (5/128,
+7/128) among its first 250 training and 71 test batches. --lr 0.0001 and
+--clip-norm 5.0 cannot help (the first gradient is already NaN, and clipping by a NaN
+norm makes every gradient NaN); --ln-smoothing does: norm_shift 0.15 makes the state
+non-zero after one row, and the cell trains (1 epoch: mean test accu 0.87).
+Without --check-numerics a NaN loss stops the run too (after printing the notebook's
+`[trn] ... loss nan` line for the steps so far); with it the check over the
+gradients names the first NaN gradient before the update. Either way: one line on
+stderr, the event files stay readable, exit status 3 (after the other cells, with
+--cell all, where the results table says NaN yes).
+
+Checkpoints (checkpoints/mnist_<cell>/) are saved after every epoch and on Ctrl-C;
+running the same command again resumes, and a finished cell is not trained again
+(--force does). --epochs larger than before continues a finished cell.
+"""
+from __future__ import print_function
+
+import argparse
+import contextlib
+import csv
+import glob
+import json
+import os
+import re
+import signal
+import sys
+import time
+import zlib
+
+import numpy as np
+
+import utils
+from utils import tf, rnn, UserError
+
+# The notebook's cells, in the order of its Tests #1-#5.
+CELLS = ('basic_rnn', 'basic_lstm', 'gru', 'lstm', 'ln_basic_lstm')
+INPUT_UNITS = 28   # pixels per row
+MAX_SEQ_LEN = 28   # rows per image
+NUM_CLASSES = 10
+NAN_EXIT = 3       # exit status when a cell stopped on NaN or Inf
+# TensorBoard tags. The notebook's tf.Summary.Value tags, as its OCR'd text reads
+# them ('train accuracy', 'loss', 'test accuracy'), plus the per-epoch mean.
+TAG_TRAIN_ACCURACY = 'train accuracy'
+TAG_LOSS = 'loss'
+TAG_TEST_ACCURACY = 'test accuracy'
+TAG_TEST_MEAN_ACCURACY = 'test mean accuracy'
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+class NotebookConfig(object):
+    """The notebook's settings."""
+    epochs = 10             # train(inputs_, labels_, 10, ...)
+    batch_size = 128        # BATCH_SIZE
+    hidden = 31             # NUM_HIDDEN_UNITS
+    lr = 0.001              # MnistRnn(lr=0.001), Adam
+    forget_bias = 1.0       # MnistRnn(lstm_forget_bias=1.0), for --cell lstm
+    clip_norm = 0.0         # use_grad_clip=False; the notebook's clipping uses 5.0
+    log_every = 250         # `if step % 250 == 0: print(...)`
+    validation_size = 5000  # read_data_sets' default: the first 5,000 train images
+    train_limit = 0         # 0: all 55,000 remaining training images (429 batches)
+    test_limit = 0          # 0: all 10,000 test images (78 batches)
+
+
+class TinyConfig(NotebookConfig):
+    """A smoke test that runs in seconds: few small batches, a log line every 5 steps."""
+    epochs = 1
+    batch_size = 32
+    hidden = 8
+    log_every = 5
+    validation_size = 0
+    train_limit = 320
+    test_limit = 128
+
+
+CONFIGS = {'notebook': NotebookConfig, 'tiny': TinyConfig}
+
+
+def cell_list(text):
+    """--cell: one of CELLS, 'all', or a comma-separated list."""
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    if 'all' in names:
+        return list(CELLS)
+    choices = ', '.join(repr(c) for c in CELLS + ('all',))
+    for name in names or [text]:
+        if name not in CELLS:
+            raise argparse.ArgumentTypeError('invalid choice: {!r} (choose from {}, or a '
+                                             'comma-separated list)'.format(name, choices))
+    return sorted(set(names), key=names.index)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train RNN cells on MNIST rows as in the cell comparison notebook.',
+        epilog='Settings default to the notebook\'s (--config notebook). Exit status: 0 done '
+               '(or interrupted by Ctrl-C after saving), 2 bad input, 3 a cell hit NaN/Inf.')
+    add = parser.add_argument
+    add('--cell', type=cell_list, default=['basic_rnn'], metavar='{%s,all}' % ','.join(CELLS),
+        help='cell to train, "all", or a comma list (default: basic_rnn, the notebook\'s '
+             'Test #1; all = Tests #1-#5 and a results table)')
+    add('--config', choices=sorted(CONFIGS), default='notebook',
+        help='notebook (default) or tiny (a smoke test: 1 epoch, batch 32, 8 hidden, 320 '
+             'train and 128 test images, a line every 5 steps); the flags below override it')
+    add('--epochs', type=int, help='epochs to train (notebook: 10)')
+    add('--batch-size', type=int, help='images per batch (notebook: 128)')
+    add('--hidden', type=int, help='units in the cell (notebook: 31)')
+    add('--lr', type=float, help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
+    add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
+    add('--clip-norm', type=float,
+        help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
+    add('--ln-smoothing', action='store_true',
+        help='ln_basic_lstm with norm_gain 0.85 and norm_shift 0.15 (the notebook\'s remedy; '
+             'the one that cures its NaN)')
+    add('--check-numerics', action='store_true',
+        help='check every gradient for NaN/Inf before the update (Test #6); names the '
+             'gradient that failed')
+    add('--seed', type=int, default=0,
+        help='graph-level random seed for the initial weights (default: 0, for repeatable '
+             'runs; the notebook sets none)')
+    add('--data-dir', default=None,
+        help='folder with the four MNIST IDX files, .gz or not; any MNIST-format set works '
+             '(default: data/mnist, downloaded there when missing)')
+    add('--logdir', default='logdir',
+        help='TensorBoard runs train_<cell>, test_<cell>, and the results files (default: logdir)')
+    add('--checkpoint-dir', default='checkpoints',
+        help='checkpoints go to <dir>/mnist_<cell>/ (default: checkpoints)')
+    add('--force', action='store_true',
+        help='train a cell again even if its checkpoint says it is finished')
+    add('--threads', type=int, default=0,
+        help='TensorFlow intra/inter-op threads (default: 0, TensorFlow decides)')
+    add('--log-every', type=int, help='steps between log lines (notebook: 250)')
+    add('--validation-size', type=int,
+        help='first training images held out as validation, as read_data_sets (default: 5000)')
+    add('--train-limit', type=int,
+        help='train on the first N of the remaining training images; 0 = all (default)')
+    add('--test-limit', type=int, help='test on the first N test images; 0 = all (default)')
+    args = parser.parse_args(argv)
+
+    config = CONFIGS[args.config]
+    for name in ('epochs', 'batch_size', 'hidden', 'lr', 'forget_bias', 'clip_norm', 'log_every',
+                 'validation_size', 'train_limit', 'test_limit'):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(config, name))
+    for name in ('epochs', 'batch_size', 'hidden', 'log_every'):
+        if getattr(args, name) < 1:
+            parser.error('--{} must be at least 1'.format(name.replace('_', '-')))
+    for name in ('clip_norm', 'validation_size', 'train_limit', 'test_limit', 'threads'):
+        if getattr(args, name) < 0:
+            parser.error('--{} must not be negative'.format(name.replace('_', '-')))
+    if not args.lr > 0:
+        parser.error('--lr must be positive')
+    return args
+
+
+# ---------------------------------------------------------------------------
+# Data: the four IDX files, split as TF1's read_data_sets
+# ---------------------------------------------------------------------------
+
+DEFAULT_DATA_DIR = os.path.join('data', 'mnist')
+# The mirror TF1's tensorflow/contrib/learn/.../mnist.py downloaded from.
+MIRROR = 'https://storage.googleapis.com/cvdf-datasets/mnist/'
+FILES = (('train_images', 'train-images-idx3-ubyte'),
+         ('train_labels', 'train-labels-idx1-ubyte'),
+         ('test_images', 't10k-images-idx3-ubyte'),
+         ('test_labels', 't10k-labels-idx1-ubyte'))
+SHA256 = {name + '.gz': digest for name, digest in (
+    ('train-images-idx3-ubyte', '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609'),
+    ('train-labels-idx1-ubyte', '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c'),
+    ('t10k-images-idx3-ubyte', '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6'),
+    ('t10k-labels-idx1-ubyte', 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6'))}
+
+
+class DataSet(object):
+    """images float32 [N, 28, 28] in [0, 1], labels int64 [N]."""
+
+    def __init__(self, images, labels):
+        self.images = images
+        self.labels = labels
+        self.num_examples = len(labels)
+
+    def batches(self, batch_size):
+        """[(images, labels)] of the whole batches in order (the notebook drops the rest)."""
+        count = self.num_examples // batch_size
+        images = self.images[:count * batch_size].reshape(
+            [count, batch_size, MAX_SEQ_LEN, INPUT_UNITS])
+        labels = self.labels[:count * batch_size].reshape([count, batch_size])
+        return list(zip(images, labels))
+
+
+def idx_path(data_dir, name):
+    """The file `name` or `name`.gz in data_dir, or None."""
+    for candidate in (name + '.gz', name):
+        path = os.path.join(data_dir, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def fetch_mnist(data_dir, missing):
+    """Downloads the missing files into data_dir (sha256-checked); one clear error offline."""
+    for name in missing:
+        try:
+            utils.download(MIRROR + name + '.gz', os.path.join(data_dir, name + '.gz'),
+                           SHA256[name + '.gz'])
+        except UserError as e:
+            reason = str(e).split('; offline?')[0]
+            raise UserError('{} lacks the MNIST files {}, and {}; offline? put them there '
+                            'yourself, or pass --data-dir DIR with the four IDX files'.format(
+                                data_dir, ', '.join(n + '.gz' for n in missing), reason))
+
+
+def read_images_and_labels(images_path, labels_path):
+    images = utils.read_idx(images_path)
+    labels = utils.read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (MAX_SEQ_LEN, INPUT_UNITS):
+        raise UserError('{}: images of shape {}, need N x {} x {} (MNIST format)'.format(
+            images_path, ' x '.join(str(d) for d in images.shape), MAX_SEQ_LEN, INPUT_UNITS))
+    if labels.ndim != 1:
+        raise UserError('{}: labels of shape {}, need one label per image'.format(
+            labels_path, ' x '.join(str(d) for d in labels.shape)))
+    if len(images) != len(labels):
+        raise UserError('{} holds {} images but {} holds {} labels'.format(
+            images_path, len(images), labels_path, len(labels)))
+    if labels.dtype.kind not in 'iu':
+        raise UserError('{}: labels of type {}, need integers 0..{}'.format(
+            labels_path, labels.dtype.name, NUM_CLASSES - 1))
+    if images.dtype != np.uint8 and images.dtype.kind != 'f':
+        raise UserError('{}: pixels of type {}, need unsigned bytes (or floats in [0, 1])'.format(
+            images_path, images.dtype.name))
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        bad = labels[(labels < 0) | (labels >= NUM_CLASSES)]
+        raise UserError('{}: {} labels outside 0..{} (e.g. {})'.format(
+            labels_path, len(bad), NUM_CLASSES - 1, bad[0]))
+    if images.dtype == np.uint8:
+        # As read_data_sets: float32 scaled to [0, 1].
+        images = np.multiply(images.astype(np.float32), 1.0 / 255.0)
+    else:
+        images = images.astype(np.float32)   # IDX floats are taken as they are
+    return images, labels.astype(np.int64)
+
+
+def load_mnist(data_dir=None, validation_size=5000, train_limit=0, test_limit=0):
+    """{'train', 'validation', 'test'} DataSets from the four IDX files in data_dir.
+
+    data_dir None is the default location, where missing files are downloaded.
+    """
+    download = data_dir is None
+    data_dir = DEFAULT_DATA_DIR if data_dir is None else data_dir
+    missing = [name for _, name in FILES if idx_path(data_dir, name) is None]
+    if missing and download:
+        fetch_mnist(data_dir, missing)
+    elif missing:
+        raise UserError('{} lacks {} (MNIST IDX files, .gz or not); pass --data-dir DIR '
+                        'with all four, or leave --data-dir out to download MNIST into {}'.format(
+                            data_dir, ', '.join(missing), DEFAULT_DATA_DIR))
+    paths = {key: idx_path(data_dir, name) for key, name in FILES}
+    train_images, train_labels = read_images_and_labels(paths['train_images'],
+                                                        paths['train_labels'])
+    test_images, test_labels = read_images_and_labels(paths['test_images'], paths['test_labels'])
+    if validation_size >= len(train_images):
+        raise UserError('--validation-size {} leaves none of the {} training images in {} to '
+                        'train on'.format(validation_size, len(train_images), data_dir))
+    data = {'validation': DataSet(train_images[:validation_size], train_labels[:validation_size]),
+            'train': DataSet(train_images[validation_size:], train_labels[validation_size:]),
+            'test': DataSet(test_images, test_labels)}
+    for key, limit in (('train', train_limit), ('test', test_limit)):
+        if limit:
+            data[key] = DataSet(data[key].images[:limit], data[key].labels[:limit])
+    return data
+
+
+def data_fingerprint(data):
+    """Sizes and a checksum of the labels: tells a checkpoint which data it was trained on."""
+    return '{}/{}/{:08x}'.format(data['train'].num_examples, data['test'].num_examples,
+                                 zlib.crc32(data['train'].labels.tobytes()
+                                            + data['test'].labels.tobytes()))
+
+
+# ---------------------------------------------------------------------------
+# Model: the notebook's MnistRnn
+# ---------------------------------------------------------------------------
+
+def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothing=False):
+    """The notebook's `if ... == rnn_type` chain."""
+    if 'basic_rnn' == rnn_type:
+        return rnn.BasicRNNCell(num_hidden_units)
+    if 'basic_lstm' == rnn_type:
+        return rnn.BasicLSTMCell(num_hidden_units)
+    if 'lstm' == rnn_type:
+        return rnn.LSTMCell(num_hidden_units, forget_bias=lstm_forget_bias)
+    if 'gru' == rnn_type:
+        return rnn.GRUCell(num_hidden_units)
+    if 'ln_basic_lstm' == rnn_type:
+        if ln_norm_smoothing:
+            return rnn.LayerNormBasicLSTMCell(num_hidden_units, norm_gain=0.85, norm_shift=0.15)
+        return rnn.LayerNormBasicLSTMCell(num_hidden_units)
+    raise ValueError('unknown rnn_type {!r}'.format(rnn_type))
+
+
+class MnistRnn(object):
+    """The notebook's model: dynamic_rnn over the rows, dense(10) on the last output.
+
+    inputs: float [batch_size, max_seq_len, input_units]; labels: int64 [batch_size].
+    grad_clip_norm: the notebook's use_grad_clip (which clips at 5.0); 0 = off.
+    """
+
+    def __init__(self, inputs, labels, input_units, num_hidden_units, batch_size, max_seq_len,
+                 rnn_type, lstm_forget_bias=1.0, add_check=False, lr=0.001, grad_clip_norm=0.0,
+                 ln_norm_smoothing=False):
+        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing)
+        sequence_length = [max_seq_len] * batch_size
+        last, states = tf.nn.dynamic_rnn(cell, inputs, sequence_length=sequence_length,
+                                         dtype=tf.float32)
+        # Only the output after the last row (max_seq_len - 1) is used.
+        rnn_output = last[:, max_seq_len - 1, :]
+        # outputs shape will be: [batch_size, 10]
+        outputs = tf.layers.dense(rnn_output, NUM_CLASSES)
+        loss = tf.losses.sparse_softmax_cross_entropy(labels, outputs)
+
+        optimizer = tf.train.AdamOptimizer(learning_rate=lr)
+        if grad_clip_norm:
+            grads_and_vars, _ = utils.clip_gradients(loss, tf.trainable_variables(),
+                                                     grad_clip_norm)
+        else:
+            grads_and_vars = optimizer.compute_gradients(loss)   # what minimize(loss) does
+        if add_check:
+            # The notebook checks a second tf.gradients(loss) fetched beside optimize; checking
+            # the gradients that are applied costs nothing extra and stops the step before
+            # a NaN reaches the weights.
+            grads_and_vars = utils.check_numerics(grads_and_vars)
+        optimize = optimizer.apply_gradients(grads_and_vars)
+
+        # accuracy, as the notebook: labels and preds are int64, so no NaN can show here.
+        preds = tf.argmax(outputs, axis=1)
+        errors = tf.count_nonzero(labels - preds)
+        accuracy = 1.0 - tf.cast(errors, tf.float32) / tf.cast(tf.size(preds), tf.float32)
+
+        self.outputs = outputs
+        self.loss = loss
+        self.optimize = optimize
+        self.accuracy = accuracy
+
+
+# ---------------------------------------------------------------------------
+# Training: the notebook's train(), resumable
+# ---------------------------------------------------------------------------
+
+class NanStop(Exception):
+    """Training met NaN or Inf; the message says where."""
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_cleanly():
+    """Ctrl-C sets stop['requested'], so training stops between two steps; a second one
+    interrupts at once. (Without a main thread to own the signal, Ctrl-C stays as it is.)"""
+    stop = {'requested': False}
+
+    def request_stop(signum, frame):
+        stop['requested'] = True
+        signal.signal(signal.SIGINT, previous)
+
+    try:
+        previous = signal.signal(signal.SIGINT, request_stop)
+    except ValueError:
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def summary(*tags_and_values):
+    """A tf.Summary built in python, as the notebook does (no summary ops in the graph)."""
+    return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
+                             for tag, value in tags_and_values])
+
+
+def nan_remedies(cell, args):
+    if cell == 'ln_basic_lstm' and not args.ln_smoothing:
+        return ('remedy: --ln-smoothing (layer norm of blank rows: --lr 0.0001 and --clip-norm 5.0 '
+                'do not cure it; see the notes at the top of mnist_rnn.py)')
+    flags = ['--lr {:g}'.format(args.lr / 10)]
+    if not args.clip_norm:
+        flags.append('--clip-norm 5.0')
+    return 'remedies (the notebook\'s): ' + ', '.join(flags)
+
+
+def check_numerics_source(message):
+    """'gradient of <variable> had NaN values' from a check_numerics error message."""
+    match = re.search(r'check_numerics: gradient of (\S+) \(([^)]*)\)', message)
+    kind = re.search(r'had (\w+) values', message)
+    if not match:
+        return 'a gradient ({})'.format(message.strip().splitlines()[0])
+    return 'the gradient of {} ({}) had {} values'.format(
+        match.group(1), match.group(2), kind.group(1) if kind else 'NaN or Inf')
+
+
+def train(sess, model, inputs, labels, data, args, history, train_writer, test_writer,
+          out=None, stop=None):
+    """The notebook's loop, from history's position; updates history as it goes.
+
+    A generator: yields after each epoch so the caller saves. Raises NanStop on
+    NaN/Inf (history then holds the last good position), and KeyboardInterrupt
+    between two steps once stop['requested'] (the caller saves).
+    """
+    out = out or sys.stdout
+    stop = stop or {}
+    batch_size = args.batch_size
+    train_batches = data['train'].batches(batch_size)
+    test_batches = data['test'].batches(batch_size)
+    train_loop_count, test_loop_count = len(train_batches), len(test_batches)
+    fetches = [model.optimize, model.loss, model.accuracy]
+    step = history['step']
+    for ep in range(history['epoch'], args.epochs):
+        train_elapsed = []
+        train_losses = []
+        train_accuracy = []
+        for i in range(history['batch'] if ep == history['epoch'] else 0, train_loop_count):
+            if stop.get('requested'):
+                raise KeyboardInterrupt
+            t_start = time.time()
+            batch_input, batch_label = train_batches[i]
+            try:
+                _, loss, accuracy = sess.run(fetches, feed_dict={inputs: batch_input,
+                                                                 labels: batch_label})
+            except tf.errors.InvalidArgumentError as e:
+                if 'check_numerics' not in e.message:
+                    raise
+                raise NanStop('{} at ep {:d}, step {:d} (check_numerics, before the update)'
+                              .format(check_numerics_source(e.message), ep + 1, step + 1))
+            train_losses.append(loss)
+            train_accuracy.append(accuracy)
+            t_elapsed = time.time() - t_start
+            train_elapsed.append(t_elapsed)
+            step += 1
+
+            train_writer.add_summary(summary((TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)),
+                                     global_step=step)
+            finite = np.isfinite(loss)
+            if step % args.log_every == 0 or not finite:
+                # On NaN this prints the notebook's `loss nan` line before stopping.
+                print(('[trn] ep {:d}, step {:d}, ' +
+                       'loss {:f}, accu {:f}, ' +
+                       'sec/iter {:f}').format(
+                    ep + 1,
+                    step,
+                    np.mean(train_losses),
+                    np.amin(train_accuracy),
+                    np.mean(train_elapsed)), file=out)
+                out.flush()
+                train_losses = []
+                train_accuracy = []
+                train_elapsed = []
+            if not finite:
+                history['losses'].append(None)
+                raise NanStop('loss is {} at ep {:d}, step {:d} (--check-numerics names the '
+                              'first gradient that goes NaN or Inf)'.format(loss, ep + 1, step))
+            history['losses'].append(float(loss))
+            history['train_seconds'] += t_elapsed
+            history['train_steps'] += 1
+            history.update(epoch=ep, batch=i + 1, step=step)
+
+        test_elapsed = []
+        test_accuracy = []
+        all_test_accuracy = []
+        window_accuracy = None
+        for i in range(test_loop_count):
+            if stop.get('requested'):
+                raise KeyboardInterrupt   # resumes with this epoch's test loop
+            t_start = time.time()
+            batch_input, batch_label = test_batches[i]
+            accuracy, = sess.run([model.accuracy], feed_dict={inputs: batch_input,
+                                                             labels: batch_label})
+            test_accuracy.append(accuracy)
+            all_test_accuracy.append(accuracy)
+            t_elapsed = time.time() - t_start
+            test_elapsed.append(t_elapsed)
+            step += 1
+            test_writer.add_summary(summary((TAG_TEST_ACCURACY, accuracy)), global_step=step)
+            if step % args.log_every == 0:
+                window_accuracy = float(np.amin(test_accuracy))
+                print(('[tst] ep {:d}, step {:d}, ' +
+                       'accu {:f}, sec/iter {:f}').format(
+                    ep + 1,
+                    step,
+                    np.amin(test_accuracy),
+                    np.mean(test_elapsed)), file=out)
+                test_accuracy = []
+                test_elapsed = []
+        mean_accuracy = float(np.mean(all_test_accuracy))
+        print('[tst] ep {:d}, mean accu {:f} over {:d} images'.format(
+            ep + 1, mean_accuracy, test_loop_count * batch_size), file=out)
+        out.flush()
+        test_writer.add_summary(summary((TAG_TEST_MEAN_ACCURACY, mean_accuracy)),
+                                global_step=step)
+        train_writer.flush()
+        test_writer.flush()
+        history['epochs'].append({'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
+                                  'test_window_accuracy': window_accuracy,
+                                  'train_loss': float(np.mean(
+                                      history['losses'][-train_loop_count:]))})
+        history.update(epoch=ep + 1, batch=0, step=step)
+        yield ep + 1
+
+
+# ---------------------------------------------------------------------------
+# One cell: build, restore or start, train, save
+# ---------------------------------------------------------------------------
+
+HISTORY = 'history.json'
+
+
+def run_settings(cell, args, data):
+    """What a checkpoint must match to be resumed."""
+    return {'cell': cell, 'hidden': args.hidden, 'batch_size': args.batch_size, 'lr': args.lr,
+            'forget_bias': args.forget_bias, 'clip_norm': args.clip_norm,
+            'ln_smoothing': bool(args.ln_smoothing), 'seed': args.seed,
+            'data': data_fingerprint(data), 'stack': utils.STACK}
+
+
+def load_history(ckpt_dir):
+    path = os.path.join(ckpt_dir, HISTORY)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            history = json.load(f)
+        missing = [key for key in ('settings', 'status', 'epoch', 'batch', 'step', 'epochs',
+                                   'losses', 'checkpoint') if key not in history]
+    except (ValueError, TypeError) as e:
+        missing = [str(e)]
+    if missing:
+        raise UserError('{}: corrupt checkpoint history (no {}); --force starts the cell '
+                        'over'.format(path, ', '.join(missing)))
+    return history
+
+
+def save_history(ckpt_dir, history):
+    utils.safe_mkdir(ckpt_dir)
+    path = os.path.join(ckpt_dir, HISTORY)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(history, f)
+    os.replace(path + '.tmp', path)
+
+
+def describe_difference(old, new):
+    return ', '.join('{} {} (now {})'.format(k, old.get(k), new[k])
+                     for k in sorted(new) if old.get(k) != new[k])
+
+
+def clear_events(folder):
+    """The notebook starts with `rm -fr logdir`: a new run gets fresh event files."""
+    for path in glob.glob(os.path.join(folder, 'events.out.tfevents.*')):
+        os.remove(path)
+
+
+def train_cell(cell, args, data, out=None):
+    """Trains one cell (or finds it finished); returns its history, status in history['status']."""
+    out = out or sys.stdout
+    settings = run_settings(cell, args, data)
+    ckpt_dir = os.path.join(args.checkpoint_dir, 'mnist_' + cell)
+    history = None if args.force else load_history(ckpt_dir)
+    if history is not None and history['settings'] != settings:
+        if history.get('status') != 'nan':
+            raise UserError('{} holds a {} run with other settings: {}; pass --force to train it '
+                            'again, or another --checkpoint-dir'.format(
+                                ckpt_dir, cell, describe_difference(history['settings'], settings)))
+        print('[{}] replacing the run that stopped on NaN in {} ({})'.format(
+            cell, ckpt_dir, describe_difference(history['settings'], settings)), file=out)
+        history = None
+    if history is not None and (history['status'] == 'nan' or
+                                len(history['epochs']) >= args.epochs):
+        print('[{}] already {} in {}; --force trains it again'.format(
+            cell, 'stopped on NaN' if history['status'] == 'nan'
+            else 'trained for {} epochs'.format(len(history['epochs'])), ckpt_dir), file=out)
+        return history
+
+    train_batches = data['train'].num_examples // args.batch_size
+    test_batches = data['test'].num_examples // args.batch_size
+    if not train_batches or not test_batches:
+        raise UserError('{} train and {} test images make no whole batch of --batch-size {}'.format(
+            data['train'].num_examples, data['test'].num_examples, args.batch_size))
+
+    wall_start = [time.time()]   # graph building and restoring count too
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(args.seed)
+        inputs_ = tf.placeholder(tf.float32, [args.batch_size, MAX_SEQ_LEN, INPUT_UNITS],
+                                 name='inputs')
+        labels_ = tf.placeholder(tf.int64, [args.batch_size], name='labels')
+        model = MnistRnn(inputs_, labels_, INPUT_UNITS, args.hidden, args.batch_size,
+                         MAX_SEQ_LEN, cell, lstm_forget_bias=args.forget_bias,
+                         add_check=args.check_numerics, lr=args.lr,
+                         grad_clip_norm=args.clip_norm, ln_norm_smoothing=args.ln_smoothing)
+        saver = tf.train.Saver(max_to_keep=2)
+        init = tf.global_variables_initializer()
+    graph.finalize()
+
+    train_dir = os.path.join(args.logdir, 'train_' + cell)
+    test_dir = os.path.join(args.logdir, 'test_' + cell)
+    sess = tf.Session(graph=graph, config=utils.session_config(args.threads))
+    try:
+        if history is None:
+            sess.run(init)
+            history = {'settings': settings, 'status': 'training', 'epoch': 0, 'batch': 0,
+                       'step': 0, 'epochs': [], 'losses': [], 'train_seconds': 0.0,
+                       'train_steps': 0, 'wall_seconds': 0.0, 'nan': None, 'checkpoint': None}
+            clear_events(train_dir)
+            clear_events(test_dir)
+            resumed = ''
+        else:
+            try:
+                saver.restore(sess, os.path.join(ckpt_dir, history['checkpoint']))
+            except (tf.errors.OpError, ValueError, TypeError) as e:
+                raise UserError('cannot restore {} from {} ({}); --force starts it over'.format(
+                    cell, ckpt_dir, str(e).strip().splitlines()[0]))
+            history['status'] = 'training'
+            resumed = ', resuming at ep {}, step {}'.format(history['epoch'] + 1, history['step'])
+        print('[{}] {} hidden, batch {}: {} train + {} test batches per epoch, {} epochs '
+              '({} stack{})'.format(cell, args.hidden, args.batch_size, train_batches,
+                                    test_batches, args.epochs, utils.STACK, resumed), file=out)
+        out.flush()
+
+        train_writer = tf.summary.FileWriter(train_dir, graph=graph)
+        test_writer = tf.summary.FileWriter(test_dir, graph=graph)
+
+        def save(status):
+            history['status'] = status
+            now = time.time()
+            history['wall_seconds'] += now - wall_start[0]
+            wall_start[0] = now
+            if status != 'nan':   # a NaN leaves the last good checkpoint in place
+                path = saver.save(sess, os.path.join(ckpt_dir, 'model.ckpt'),
+                                  global_step=history['step'], write_meta_graph=False)
+                history['checkpoint'] = os.path.basename(path)
+            save_history(ckpt_dir, history)
+
+        utils.safe_mkdir(ckpt_dir)
+        try:
+            with ctrl_c_stops_cleanly() as stop:
+                for epoch in train(sess, model, inputs_, labels_, data, args, history,
+                                   train_writer, test_writer, out, stop):
+                    save('done' if epoch == args.epochs else 'training')
+        except NanStop as e:
+            history['nan'] = str(e)
+            save('nan')
+            print('{}: error: {}: {}; {}'.format(os.path.basename(sys.argv[0]), cell, e,
+                                                 nan_remedies(cell, args)), file=sys.stderr)
+            sys.stderr.flush()
+        except KeyboardInterrupt:
+            save('training')
+            history['status'] = 'interrupted'
+            print('[{}] interrupted at ep {}, step {}: saved {}; run the same command to '
+                  'resume'.format(cell, history['epoch'] + 1, history['step'], ckpt_dir), file=out)
+        finally:
+            train_writer.close()
+            test_writer.close()
+        return history
+    finally:
+        sess.close()
+
+
+# ---------------------------------------------------------------------------
+# Comparison: results.csv, results.md, results.png
+# ---------------------------------------------------------------------------
+
+RESULT_COLUMNS = ('cell', 'epochs', 'final test accu', 'best test accu', 'min-window test accu',
+                  'final loss', 'sec/iter', 'wall time (s)', 'NaN')
+
+
+def result_row(cell, history):
+    epochs = history['epochs']
+    last = epochs[-1] if epochs else {}
+    accuracies = [e['test_accuracy'] for e in epochs]
+
+    def fmt(value, spec='{:.4f}'):
+        return '' if value is None else spec.format(value)
+    return {'cell': cell, 'epochs': len(epochs),
+            'final test accu': fmt(last.get('test_accuracy')),
+            'best test accu': fmt(max(accuracies) if accuracies else None),
+            'min-window test accu': fmt(last.get('test_window_accuracy')),
+            'final loss': 'nan' if history['status'] == 'nan' else fmt(last.get('train_loss')),
+            'sec/iter': fmt(history['train_seconds'] / history['train_steps']
+                            if history['train_steps'] else None, '{:.6f}'),
+            'wall time (s)': fmt(history['wall_seconds'], '{:.1f}'),
+            'NaN': 'yes' if history['status'] == 'nan' else 'no'}
+
+
+def write_results(results, logdir):
+    """results: [(cell, history)]. Writes results.csv, results.md and results.png in logdir."""
+    utils.safe_mkdir(logdir)
+    rows = [result_row(cell, history) for cell, history in results]
+    with open(os.path.join(logdir, 'results.csv'), 'w', newline='') as f:
+        writer = csv.DictWriter(f, RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(os.path.join(logdir, 'results.md'), 'w') as f:
+        f.write('| ' + ' | '.join(RESULT_COLUMNS) + ' |\n')
+        f.write('|' + '|'.join('---' for _ in RESULT_COLUMNS) + '|\n')
+        for row in rows:
+            f.write('| ' + ' | '.join(str(row[c]) for c in RESULT_COLUMNS) + ' |\n')
+        f.write('\nfinal/best test accu: mean accuracy over the whole test set (last/best epoch); '
+                'min-window: the notebook\'s printed [tst] statistic in the last epoch; final '
+                'loss: mean training loss of the last epoch; sec/iter: mean per training step.\n')
+    plot_results(results, os.path.join(logdir, 'results.png'))
+    return rows
+
+
+def plot_results(results, path):
+    """Test accuracy per epoch and training loss per step, one line per cell (Agg backend)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = ('-', '--', '-.', ':')
+    for index, (cell, history) in enumerate(results):
+        nan = history['status'] == 'nan'
+        label = cell + (' (NaN)' if nan else '')
+        style = styles[index % len(styles)]
+        epochs = history['epochs']
+        line, = acc_ax.plot([e['epoch'] for e in epochs], [e['test_accuracy'] for e in epochs],
+                            'o' + style, label=label)
+        # The losses up to the first NaN, as a moving average of ~1/20 of the run (at most 50).
+        losses = history['losses']
+        finite = np.array(losses[:losses.index(None)] if None in losses else losses, np.float64)
+        if len(finite):
+            window = max(1, min(50, len(losses) // 20, len(finite)))
+            smooth = np.convolve(finite, np.ones(window) / window, mode='valid')
+            loss_ax.plot(np.arange(window, len(finite) + 1), smooth, style,
+                         color=line.get_color(), label=label)
+        if nan:
+            loss_ax.plot([len(losses)], [finite[-1] if len(finite) else np.log(NUM_CLASSES)],
+                         'x', color=line.get_color(), markersize=10, label=cell + ': NaN here')
+    acc_ax.set(title='test accuracy (whole test set) per epoch', xlabel='epoch',
+               ylabel='accuracy')
+    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss_ax.set(title='training loss per step (moving average)', xlabel='training step',
+                ylabel='loss')
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    args = parse_args(argv)
+    data = load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
+    results = []
+    for cell in args.cell:
+        history = train_cell(cell, args, data)
+        if history['status'] == 'interrupted':
+            return 0
+        results.append((cell, history))
+    if len(args.cell) > 1:
+        write_results(results, args.logdir)
+        print('results: {}'.format(', '.join(os.path.join(args.logdir, 'results.' + ext)
+                                             for ext in ('csv', 'md', 'png'))))
+    return NAN_EXIT if any(h['status'] == 'nan' for _, h in results) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(utils.run_main(main))

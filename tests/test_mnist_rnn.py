@@ -1,0 +1,516 @@
+"""mnist_rnn.py on small generated MNIST-format data (both stacks).
+
+The data: 28x28 images whose class is the column of a vertical bar, below 6
+blank rows as in real digits (which is what makes ln_basic_lstm go NaN).
+"""
+import contextlib
+import csv
+import glob
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_idx
+
+import mnist_rnn
+import utils
+from utils import tf
+
+SCRIPT = os.path.join(ROOT, 'mnist_rnn.py')
+BLANK_ROWS = 6
+N_TRAIN, N_TEST, BATCH = 320, 96, 32      # 10 train and 3 test batches per epoch
+TRN_LINE = re.compile(r'^\[trn\] ep (\d+), step (\d+), loss (\d+\.\d{6}|nan), '
+                      r'accu (\d\.\d{6}), sec/iter (\d+\.\d{6})$')
+TST_LINE = re.compile(r'^\[tst\] ep (\d+), step (\d+), accu (\d\.\d{6}), sec/iter (\d+\.\d{6})$')
+MEAN_LINE = re.compile(r'^\[tst\] ep (\d+), mean accu (\d\.\d{6}) over (\d+) images$')
+
+
+def make_digits(n, seed):
+    """Class k: a bright bar in columns 3+2k..4+2k, rows 6..25, over faint noise."""
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(0, 10, n).astype(np.uint8)
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, BLANK_ROWS:26] = rng.randint(0, 50, (n, 26 - BLANK_ROWS, 28))
+    for image, label in zip(images, labels):
+        image[BLANK_ROWS:26, 3 + 2 * label:5 + 2 * label] = 255
+    return images, labels
+
+
+def write_mnist(folder, n_train=N_TRAIN, n_test=N_TEST, images=None, labels=None,
+                test_images=None, test_labels=None):
+    """The four IDX files in folder (train gzipped, test raw, as both kinds must work)."""
+    os.makedirs(str(folder), exist_ok=True)
+    train = make_digits(n_train, 1)
+    test = make_digits(n_test, 2)
+    write_idx(os.path.join(str(folder), 'train-images-idx3-ubyte.gz'),
+              train[0] if images is None else images)
+    write_idx(os.path.join(str(folder), 'train-labels-idx1-ubyte.gz'),
+              train[1] if labels is None else labels)
+    write_idx(os.path.join(str(folder), 't10k-images-idx3-ubyte'),
+              test[0] if test_images is None else test_images)
+    write_idx(os.path.join(str(folder), 't10k-labels-idx1-ubyte'),
+              test[1] if test_labels is None else test_labels)
+    return str(folder)
+
+
+def small_args(tmp_path, *extra):
+    return ['--data-dir', str(tmp_path / 'data'), '--logdir', str(tmp_path / 'logdir'),
+            '--checkpoint-dir', str(tmp_path / 'checkpoints'), '--batch-size', str(BATCH),
+            '--hidden', '16', '--validation-size', '0', '--log-every', '5'] + list(extra)
+
+
+def run_main(argv):
+    """mnist_rnn's main in this process, as the script runs it: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = utils.run_main(mnist_rnn.main, argv)
+        except SystemExit as e:   # argparse
+            status = e.code
+    return status, out.getvalue(), err.getvalue()
+
+
+def run_script(args, cwd, **kwargs):
+    return subprocess.run([sys.executable, SCRIPT] + args, cwd=str(cwd), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300, **kwargs)
+
+
+def error_lines(stderr):
+    """stderr lines other than TensorFlow's own start-up logging."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not re.match(r'^([IWE]\d{4} |WARNING:|WARNING: All log)', line)]
+
+
+def events(folder):
+    """{tag: [(step, value)]} and whether a graph was written, from the event files in folder."""
+    values, graph = {}, False
+    files = sorted(glob.glob(os.path.join(folder, 'events.out.tfevents.*')))
+    assert files, 'no event file in ' + folder
+    for path in files:
+        for event in tf.train.summary_iterator(path):
+            graph = graph or bool(event.graph_def)
+            for value in event.summary.value:
+                values.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return values, graph
+
+
+# ---------------------------------------------------------------------------
+# The comparison: --cell all, once for the module
+# ---------------------------------------------------------------------------
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope='module')
+def comparison(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp('comparison')
+    write_mnist(tmp_path / 'data')
+    # --ln-smoothing: without it ln_basic_lstm goes NaN on these blank rows (tested below).
+    argv = small_args(tmp_path, '--cell', 'all', '--epochs', str(EPOCHS), '--lr', '0.01',
+                      '--ln-smoothing')
+    status, out, err = run_main(argv)
+    return {'tmp': tmp_path, 'argv': argv, 'status': status, 'out': out, 'err': err}
+
+
+def test_comparison_runs_every_cell(comparison):
+    assert comparison['status'] == 0, comparison['err']
+    for cell in mnist_rnn.CELLS:
+        history = json.load(open(str(comparison['tmp'] / 'checkpoints' / ('mnist_' + cell)
+                                     / 'history.json')))
+        assert history['status'] == 'done'
+        assert len(history['epochs']) == EPOCHS
+        assert glob.glob(str(comparison['tmp'] / 'checkpoints' / ('mnist_' + cell) / '*.index'))
+
+
+@pytest.mark.parametrize('cell', mnist_rnn.CELLS)
+def test_each_cell_lowers_the_loss(comparison, cell):
+    values, _ = events(str(comparison['tmp'] / 'logdir' / ('train_' + cell)))
+    losses = [v for _, v in sorted(values[mnist_rnn.TAG_LOSS])]
+    assert len(losses) == EPOCHS * N_TRAIN // BATCH
+    assert losses[0] == pytest.approx(np.log(10), abs=0.5)    # chance level at the start
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_log_lines_have_the_notebooks_format_and_steps(comparison):
+    lines = comparison['out'].splitlines()
+    per_cell = {}
+    cell = None
+    for line in lines:
+        header = re.match(r'^\[(\w+)\] 16 hidden, batch 32: 10 train \+ 3 test batches per epoch',
+                          line)
+        if header:
+            cell = header.group(1)
+            per_cell[cell] = []
+        elif line.startswith('results: '):
+            continue
+        else:
+            assert TRN_LINE.match(line) or TST_LINE.match(line) or MEAN_LINE.match(line), line
+            per_cell[cell].append(line)
+    assert sorted(per_cell) == sorted(mnist_rnn.CELLS)
+    # The step counts training and test batches (13 per epoch); a line every 5 steps.
+    expected = []
+    for ep in range(1, EPOCHS + 1):
+        first = (ep - 1) * 13
+        expected += [('trn', ep, s) for s in range(first + 1, first + 11) if s % 5 == 0]
+        expected += [('tst', ep, s) for s in range(first + 11, first + 14) if s % 5 == 0]
+        expected.append(('mean', ep, None))
+    for cell, cell_lines in per_cell.items():
+        got = []
+        for line in cell_lines:
+            m = TRN_LINE.match(line) or TST_LINE.match(line)
+            if m:
+                got.append((line[1:4], int(m.group(1)), int(m.group(2))))
+            else:
+                m = MEAN_LINE.match(line)
+                got.append(('mean', int(m.group(1)), None))
+                assert int(m.group(3)) == N_TEST // BATCH * BATCH
+        assert got == expected, cell
+
+
+def test_log_lines_mean_what_the_notebook_printed(comparison):
+    """[trn]: mean loss and *minimum* accuracy of the steps since the last line; [tst] min too."""
+    cell = 'gru'
+    train, _ = events(str(comparison['tmp'] / 'logdir' / ('train_' + cell)))
+    test, _ = events(str(comparison['tmp'] / 'logdir' / ('test_' + cell)))
+    loss = dict(train[mnist_rnn.TAG_LOSS])
+    accuracy = dict(train[mnist_rnn.TAG_TRAIN_ACCURACY])
+    test_accuracy = dict(test[mnist_rnn.TAG_TEST_ACCURACY])
+    text = comparison['out']
+    block = text[text.index('[gru] '):]
+    block = block[:block.index('[lstm] ')]
+    window = []
+    trn_lines = [m for m in map(TRN_LINE.match, block.splitlines()) if m]
+    assert trn_lines
+    previous = 0
+    for m in trn_lines:
+        ep, step = int(m.group(1)), int(m.group(2))
+        window = [s for s in loss if previous < s <= step and s > (ep - 1) * 13]
+        previous = step
+        assert float(m.group(3)) == pytest.approx(np.mean([loss[s] for s in window]), abs=2e-6)
+        assert float(m.group(4)) == pytest.approx(min(accuracy[s] for s in window), abs=2e-6)
+    for m in filter(None, map(TST_LINE.match, block.splitlines())):
+        ep, step = int(m.group(1)), int(m.group(2))
+        window = [s for s in test_accuracy if (ep - 1) * 13 + 10 < s <= step]
+        assert float(m.group(3)) == pytest.approx(min(test_accuracy[s] for s in window), abs=2e-6)
+
+
+def test_event_files_hold_the_notebooks_tags_and_the_graph(comparison):
+    for cell in mnist_rnn.CELLS:
+        train, train_graph = events(str(comparison['tmp'] / 'logdir' / ('train_' + cell)))
+        test, test_graph = events(str(comparison['tmp'] / 'logdir' / ('test_' + cell)))
+        assert train_graph and test_graph
+        assert sorted(train) == sorted([mnist_rnn.TAG_TRAIN_ACCURACY, mnist_rnn.TAG_LOSS])
+        assert sorted(test) == sorted([mnist_rnn.TAG_TEST_ACCURACY,
+                                       mnist_rnn.TAG_TEST_MEAN_ACCURACY])
+        assert [s for s, _ in train[mnist_rnn.TAG_LOSS]] == [
+            ep * 13 + i for ep in range(EPOCHS) for i in range(1, 11)]
+        assert [s for s, _ in test[mnist_rnn.TAG_TEST_ACCURACY]] == [
+            ep * 13 + i for ep in range(EPOCHS) for i in range(11, 14)]
+        # The per-epoch mean is the mean of that epoch's test batches.
+        by_step = dict(test[mnist_rnn.TAG_TEST_ACCURACY])
+        for step, mean in test[mnist_rnn.TAG_TEST_MEAN_ACCURACY]:
+            assert mean == pytest.approx(np.mean([by_step[s] for s in range(step - 2, step + 1)]))
+    assert mnist_rnn.TAG_TRAIN_ACCURACY == 'train accuracy'
+    assert mnist_rnn.TAG_TEST_ACCURACY == 'test accuracy'
+
+
+def test_results_files_compare_the_cells(comparison):
+    logdir = comparison['tmp'] / 'logdir'
+    rows = list(csv.DictReader(open(str(logdir / 'results.csv'))))
+    assert [row['cell'] for row in rows] == list(mnist_rnn.CELLS)
+    assert list(rows[0]) == list(mnist_rnn.RESULT_COLUMNS)
+    for row in rows:
+        history = json.load(open(str(comparison['tmp'] / 'checkpoints' / ('mnist_' + row['cell'])
+                                     / 'history.json')))
+        assert row['NaN'] == 'no'
+        assert int(row['epochs']) == EPOCHS
+        final = history['epochs'][-1]['test_accuracy']
+        assert float(row['final test accu']) == pytest.approx(final, abs=1e-4)
+        assert float(row['best test accu']) >= float(row['final test accu'])
+        assert float(row['final loss']) > 0 and float(row['sec/iter']) > 0
+    md = open(str(logdir / 'results.md')).read().splitlines()
+    assert md[0].startswith('| cell | epochs | final test accu |')
+    assert sum(1 for line in md if line.startswith('| ') and '|' in line[2:]) == 1 + len(rows)
+    with open(str(logdir / 'results.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert 'results: ' in comparison['out']
+
+
+def test_finished_cells_are_not_trained_again(comparison):
+    tmp = comparison['tmp']
+    before = sorted(glob.glob(str(tmp / 'logdir' / '*' / 'events.out.tfevents.*')))
+    argv = [a for a in comparison['argv']]
+    argv[argv.index('all')] = 'gru,lstm'
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'already trained for {} epochs'.format(EPOCHS) in out
+    assert not TRN_LINE.search(out)
+    assert sorted(glob.glob(str(tmp / 'logdir' / '*' / 'events.out.tfevents.*'))) == before
+    rows = list(csv.DictReader(open(str(tmp / 'logdir' / 'results.csv'))))
+    assert [row['cell'] for row in rows] == ['gru', 'lstm']
+
+
+def test_other_settings_need_force(comparison):
+    argv = [a for a in comparison['argv']]
+    argv[argv.index('all')] = 'gru'
+    argv[argv.index('--lr') + 1] = '0.02'
+    status, _, err = run_main(argv)
+    assert status == 2
+    assert 'lr 0.01 (now 0.02)' in err and '--force' in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------
+# NaN: check_numerics, the NaN loss, ln_basic_lstm and its remedies
+# ---------------------------------------------------------------------------
+
+def write_nan_data(folder):
+    """Float IDX images (taken as they are) with one NaN pixel in the second batch."""
+    images, labels = make_digits(N_TRAIN, 1)
+    images = images.astype('>f4') / 255
+    images[BATCH + 3, 10, 10] = np.nan
+    return write_mnist(folder, images=images, labels=labels)
+
+
+def test_check_numerics_names_the_gradient_and_exits_3(tmp_path):
+    write_nan_data(tmp_path / 'data')
+    result = run_script(small_args(tmp_path, '--cell', 'gru', '--check-numerics'), tmp_path)
+    assert result.returncode == mnist_rnn.NAN_EXIT, result.stderr
+    [line] = error_lines(result.stderr)
+    assert re.match(r'^mnist_rnn\.py: error: gru: the gradient of \S+ \(.*\) had NaN '
+                    r'values at ep 1, step 2 \(check_numerics, before the update\); remedies '
+                    r"\(the notebook's\): --lr 0\.0001, --clip-norm 5\.0$", line), line
+    # The step before was logged and its events are readable; nothing of step 2 was.
+    train, _ = events(str(tmp_path / 'logdir' / 'train_gru'))
+    assert [s for s, _ in train[mnist_rnn.TAG_LOSS]] == [1]
+    history = json.load(open(str(tmp_path / 'checkpoints' / 'mnist_gru' / 'history.json')))
+    assert history['status'] == 'nan' and 'step 2' in history['nan']
+
+
+def test_nan_loss_without_check_prints_the_notebooks_line_and_stops(tmp_path):
+    write_nan_data(tmp_path / 'data')
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'basic_lstm'))
+    assert status == mnist_rnn.NAN_EXIT
+    assert out.splitlines()[-1].startswith('[trn] ep 1, step 2, loss nan, accu ')
+    assert TRN_LINE.match(out.splitlines()[-1])
+    [line] = err.strip().splitlines()
+    assert 'error: basic_lstm: loss is nan at ep 1, step 2' in line
+    train, _ = events(str(tmp_path / 'logdir' / 'train_basic_lstm'))
+    assert np.isnan(dict(train[mnist_rnn.TAG_LOSS])[2])
+
+
+@pytest.mark.parametrize('remedy', [[], ['--lr', '0.0001'], ['--clip-norm', '5.0']],
+                         ids=['notebook', 'lr', 'clip-norm'])
+def test_ln_basic_lstm_gradient_is_nan_at_the_first_step_on_blank_rows(tmp_path, remedy):
+    write_mnist(tmp_path / 'data')
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'ln_basic_lstm',
+                                           '--check-numerics', *remedy))
+    assert status == mnist_rnn.NAN_EXIT
+    [line] = err.strip().splitlines()
+    # (With clipping every gradient is NaN, the dense layer's too: they are scaled by a NaN norm.)
+    assert re.search(r'ln_basic_lstm: the gradient of \S+ .* had NaN values at ep 1, step 1 '
+                     r'\(check_numerics', line), line
+    assert 'remedy: --ln-smoothing' in line
+    assert not TRN_LINE.search(out)
+
+
+def test_ln_smoothing_cures_ln_basic_lstm(comparison):
+    # The comparison ran ln_basic_lstm with --ln-smoothing on the same blank rows.
+    values, _ = events(str(comparison['tmp'] / 'logdir' / 'train_ln_basic_lstm'))
+    assert all(np.isfinite(v) for _, v in values[mnist_rnn.TAG_LOSS])
+
+
+def test_nan_cell_is_reported_and_the_others_still_run(tmp_path):
+    write_mnist(tmp_path / 'data')
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'ln_basic_lstm,basic_rnn',
+                                           '--epochs', '1'))
+    assert status == mnist_rnn.NAN_EXIT
+    assert '[trn] ep 1, step 2, loss nan' in out
+    assert '[basic_rnn] ' in out and '[tst] ep 1, mean accu' in out
+    rows = {row['cell']: row for row in csv.DictReader(open(str(tmp_path / 'logdir' /
+                                                             'results.csv')))}
+    assert rows['ln_basic_lstm']['NaN'] == 'yes' and rows['basic_rnn']['NaN'] == 'no'
+    # The suggested remedy replaces the NaN run without --force.
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'ln_basic_lstm', '--ln-smoothing',
+                                           '--epochs', '1'))
+    assert status == 0, err
+    assert 'replacing the run that stopped on NaN' in out
+
+
+# ---------------------------------------------------------------------------
+# Bad input: one clear line, non-zero exit
+# ---------------------------------------------------------------------------
+
+def bad_input(tmp_path, **kwargs):
+    write_mnist(tmp_path / 'data', **kwargs)
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'gru'))
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    assert not TRN_LINE.search(out)
+    return lines[0]
+
+
+def test_missing_file(tmp_path):
+    write_mnist(tmp_path / 'data')
+    os.remove(str(tmp_path / 'data' / 't10k-labels-idx1-ubyte'))
+    status, _, err = run_main(small_args(tmp_path, '--cell', 'gru'))
+    assert status == 2
+    assert 't10k-labels-idx1-ubyte' in err and '--data-dir' in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_truncated_file(tmp_path):
+    write_mnist(tmp_path / 'data')
+    path = str(tmp_path / 'data' / 't10k-images-idx3-ubyte')
+    data = open(path, 'rb').read()
+    open(path, 'wb').write(data[:-100])
+    status, _, err = run_main(small_args(tmp_path, '--cell', 'gru'))
+    assert status == 2 and 'truncated' in err and path in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_images_of_the_wrong_size(tmp_path):
+    line = bad_input(tmp_path, images=np.zeros((N_TRAIN, 20, 20), np.uint8))
+    assert 'images of shape 320 x 20 x 20, need N x 28 x 28' in line
+
+
+def test_labels_outside_0_to_9(tmp_path):
+    labels = make_digits(N_TEST, 2)[1]
+    labels[5] = 12
+    line = bad_input(tmp_path, test_labels=labels)
+    assert 'labels outside 0..9' in line and '12' in line
+
+
+def test_image_and_label_counts_differ(tmp_path):
+    line = bad_input(tmp_path, labels=make_digits(N_TRAIN - 1, 1)[1])
+    assert '320 images' in line and '319 labels' in line
+
+
+def test_too_few_images_for_a_batch(tmp_path):
+    write_mnist(tmp_path / 'data', n_test=BATCH - 1)
+    status, _, err = run_main(small_args(tmp_path, '--cell', 'gru'))
+    assert status == 2 and 'no whole batch' in err
+
+
+def test_unknown_cell_lists_the_choices(tmp_path):
+    status, _, err = run_main(small_args(tmp_path, '--cell', 'gru,transformer'))
+    assert status == 2
+    assert "argument --cell: invalid choice: 'transformer'" in err
+    for cell in mnist_rnn.CELLS + ('all',):
+        assert repr(cell) in err
+
+
+def test_offline_download_names_the_files_and_the_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(mnist_rnn, 'MIRROR', 'http://127.0.0.1:9/')
+    with pytest.raises(utils.UserError) as e:
+        mnist_rnn.load_mnist()
+    message = str(e.value)
+    for name in ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+                 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'):
+        assert name in message
+    assert '--data-dir' in message and os.path.join('data', 'mnist') in message
+    assert not glob.glob(str(tmp_path / 'data' / 'mnist' / '*'))
+
+
+@contextlib.contextmanager
+def serving(folder):
+    """A local HTTP mirror of folder: its address."""
+    import functools
+    import http.server
+    import threading
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield 'http://127.0.0.1:{}/'.format(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_into_the_default_location_checks_sha256(tmp_path, monkeypatch):
+    mirror = tmp_path / 'mirror'
+    mirror.mkdir()
+    train, test = make_digits(N_TRAIN, 1), make_digits(N_TEST, 2)
+    for (_, name), array in zip(mnist_rnn.FILES, train + test):
+        write_idx(str(mirror / (name + '.gz')), array)
+    sha256 = {path.name: utils.sha256_of(str(path)) for path in mirror.iterdir()}
+    monkeypatch.setattr(mnist_rnn, 'SHA256', sha256)
+    monkeypatch.chdir(tmp_path)
+    with serving(mirror) as address:
+        monkeypatch.setattr(mnist_rnn, 'MIRROR', address)
+        data = mnist_rnn.load_mnist(validation_size=20)
+        assert sorted(os.listdir(os.path.join('data', 'mnist'))) == sorted(sha256)
+        assert data['train'].num_examples == N_TRAIN - 20
+        assert data['test'].num_examples == N_TEST
+        # A file whose bytes do not match its checksum is not kept.
+        os.remove(os.path.join('data', 'mnist', 't10k-labels-idx1-ubyte.gz'))
+        sha256['t10k-labels-idx1-ubyte.gz'] = '0' * 64
+        with pytest.raises(utils.UserError) as e:
+            mnist_rnn.load_mnist()
+    assert 'checksum mismatch' in str(e.value) and '--data-dir' in str(e.value)
+    assert not os.path.exists(os.path.join('data', 'mnist', 't10k-labels-idx1-ubyte.gz'))
+
+
+def test_split_as_read_data_sets(tmp_path):
+    write_mnist(tmp_path / 'data')
+    data = mnist_rnn.load_mnist(str(tmp_path / 'data'), validation_size=50)
+    images, labels = make_digits(N_TRAIN, 1)
+    assert data['validation'].num_examples == 50 and data['train'].num_examples == N_TRAIN - 50
+    np.testing.assert_array_equal(data['train'].labels, labels[50:])
+    assert data['train'].images.dtype == np.float32 and data['train'].labels.dtype == np.int64
+    np.testing.assert_array_equal(data['validation'].images,
+                                  np.multiply(images[:50].astype(np.float32), 1.0 / 255.0))
+    assert len(data['train'].batches(BATCH)) == (N_TRAIN - 50) // BATCH
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C saves; the same command resumes
+# ---------------------------------------------------------------------------
+
+def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path):
+    write_mnist(tmp_path / 'data')
+    args = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '200', '--log-every', '1')
+    proc = subprocess.Popen([sys.executable, SCRIPT] + args, cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith('[trn] ep 2,'):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    match = re.search(r'^\[basic_rnn\] interrupted at ep (\d+), step (\d+): saved (\S+); run the '
+                      r'same command to resume$', out, re.M)
+    assert match, out
+    step = int(match.group(2))
+    assert step >= 13
+    history = json.load(open(str(tmp_path / 'checkpoints' / 'mnist_basic_rnn' / 'history.json')))
+    assert history['step'] == step and history['status'] == 'training'
+    args[args.index('200')] = str(int(match.group(1)) + 1)
+    result = run_script(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'resuming at ep {}, step {}'.format(match.group(1), step) in result.stdout
+    steps = [int(m.group(2)) for m in map(TRN_LINE.match, result.stdout.splitlines()) if m]
+    # Training goes on from the next batch (after this epoch's test loop if it stopped there).
+    assert steps[0] == step + (4 if step % 13 == 10 else 1)
+    history = json.load(open(str(tmp_path / 'checkpoints' / 'mnist_basic_rnn' / 'history.json')))
+    assert history['status'] == 'done' and len(history['losses']) == history['train_steps']
