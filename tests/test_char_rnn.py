@@ -1,0 +1,440 @@
+"""char_rnn.py on a tiny generated corpus: the model, its fixes, training, resume, Ctrl-C, bad input."""
+import glob
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import char_rnn
+import utils
+from utils import tf
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'char_rnn.py')
+WORDS = ['make', 'america', 'great', 'again', 'Fake', 'news', 'Hillary', 'crooked', 'I', 'will',
+         'win', 'big', 'THANK', 'you', '@IvankaTrump', '#MAGA', '\U0001f4c8', '\u27a1']
+
+
+def write_corpus(path, lines=120, seed=0, extra=''):
+    """Tweets of random words; every third ends in '!', every fifth has ' & '."""
+    rng = random.Random(seed)
+    text = []
+    for i in range(lines):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 9))]
+        if i % 5 == 0:
+            words.insert(1, '&')
+        text.append(' '.join(words) + ('!' if i % 3 == 0 else '') + extra)
+    with open(str(path), 'w', encoding='utf-8') as f:
+        f.write('\n'.join(text) + '\n')
+    return str(path)
+
+
+def tiny_args(tmp, data, *extra, steps=6):
+    return ['--data', str(data), '--config', 'tiny', '--steps', str(steps),
+            '--checkpoint-dir', str(tmp / 'ckpt'), '--logdir', str(tmp / 'logdir'),
+            '--skip-step', '1', '--sample-every', '3', '--eval-every', '3',
+            '--threads', '2'] + list(extra)
+
+
+def run(argv, capsys):
+    """char_rnn.py in this process: (exit code, stdout, stderr)."""
+    code = utils.run_main(char_rnn.main, argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def make_model(vocab, sizes=(8, 8), seed=0, **kwargs):
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(seed)
+        model = char_rnn.CharRNN(vocab, sizes, **kwargs)
+        model.create_model()
+        init = tf.global_variables_initializer()
+    sess = tf.Session(graph=graph, config=utils.session_config(2))
+    sess.run(init)
+    return model, sess
+
+
+def files_state(folder):
+    """{path: bytes} of every file under folder: to check nothing was written."""
+    state = {}
+    for root, _, names in os.walk(str(folder)):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as f:
+                state[path] = f.read()
+    return state
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A tiny model trained 6 steps with --vocab auto: (tmp dir, corpus, stdout)."""
+    tmp = tmp_path_factory.mktemp('trained')
+    data = write_corpus(tmp / 'corpus.txt')
+    code = utils.run_main(char_rnn.main, tiny_args(tmp, data, '--vocab', 'auto'))
+    assert code == 0
+    return tmp, data
+
+
+def copy_trained(trained, tmp_path):
+    src, data = trained
+    shutil.copytree(str(src / 'ckpt'), str(tmp_path / 'ckpt'))
+    return data
+
+
+# ---------------------------------------------------------------------------
+# The model.
+# ---------------------------------------------------------------------------
+
+def test_graph_builds_with_the_lectures_shapes():
+    vocab = char_rnn.TRUMP_VOCAB
+    model, sess = make_model(vocab, (12, 20))
+    with sess.graph.as_default():
+        shapes = {v.op.name: v.shape.as_list() for v in tf.trainable_variables()}
+    assert shapes['rnn/multi_rnn_cell/cell_0/gru_cell/gates/kernel'] == [len(vocab) + 12, 24]
+    assert shapes['rnn/multi_rnn_cell/cell_1/gru_cell/candidate/kernel'] == [12 + 20, 20]
+    assert shapes['dense/kernel'] == [20, len(vocab)]
+    assert len(shapes) == 10   # 2 GRU layers x 4 + dense: the generator made no variables of its own
+    assert [s.shape.as_list() for s in model.in_state] == [[None, 12], [None, 20]]
+
+
+def test_one_hot_depth_fix_last_char_is_not_padding():
+    vocab = 'abc'   # 'c' is id 3, the last: the lecture's one_hot(seq, 3) made it all zeros
+    model, sess = make_model(vocab)
+    batch = [[1, 2, 3, 3, 0, 0], [3, 0, 0, 0, 0, 0]]
+    one_hot, length, targets = sess.run([model.one_hot, model.length, model.num_targets],
+                                        {model.seq: batch})
+    assert one_hot.shape == (2, 6, 3)
+    assert one_hot[0, 2].tolist() == [0, 0, 1] and one_hot[1, 0].tolist() == [0, 0, 1]
+    assert one_hot[0, 0].tolist() == [1, 0, 0]
+    assert not one_hot[0, 4:].any() and not one_hot[1, 1:].any()   # padding is all zeros
+    assert length.tolist() == [4, 1]                                 # and is not counted
+    assert targets == 3
+    # Padding adds nothing to the loss: a padded row costs what the bare row costs.
+    padded = sess.run(model.loss, {model.seq: [[1, 3, 2, 3, 0, 0, 0]]})
+    bare = sess.run(model.loss, {model.seq: [[1, 3, 2, 3]]})
+    assert padded == pytest.approx(bare, rel=1e-5)
+    # The last character is predicted too: it has a logit, and a target costs something.
+    assert sess.run(model.logits, {model.seq: [[3, 3]]}).shape[-1] == 3
+    assert sess.run(model.loss, {model.seq: [[1, 3]]}) > 0
+
+
+def test_first_loss_per_char_is_about_ln_vocab_size():
+    vocab = char_rnn.TRUMP_VOCAB
+    model, sess = make_model(vocab, (16, 16))
+    rng = np.random.RandomState(0)
+    batch = rng.randint(1, len(vocab) + 1, size=(8, 20))
+    batch[:, 15:] = 0
+    loss, per_char = sess.run([model.loss, model.loss_per_char], {model.seq: batch})
+    assert per_char == pytest.approx(loss / (8 * 14))
+    assert abs(per_char - math.log(len(vocab))) < 0.1
+
+
+def test_a_few_steps_lower_the_loss():
+    model, sess = make_model('abcd', lr=0.02)
+    feed = {model.seq: [[1, 2, 3, 4] * 5, [2, 3, 4, 1] * 4 + [0] * 4]}
+    first = sess.run(model.loss_per_char, feed)
+    for _ in range(30):
+        sess.run(model.opt, feed)
+    assert sess.run(model.gstep) == 30
+    assert sess.run(model.loss_per_char, feed) < first - 0.5
+
+
+def test_learning_rate_decay_clip_and_dropout_flags():
+    model, sess = make_model('abcd', lr=0.1, lr_decay=0.5, decay_steps=2, clip=0.01,
+                             keep_prob=0.5)
+    feed = {model.seq: [[1, 2, 3, 4, 1, 2]]}
+    for _ in range(4):
+        sess.run(model.opt, feed)
+    assert sess.run(model.learning_rate) == pytest.approx(0.025)
+    # Dropout only when keep_prob is fed (training); evaluation is deterministic.
+    assert sess.run(model.loss, feed) == sess.run(model.loss, feed)
+    feed[model.keep_prob] = 0.5
+    assert len({float(sess.run(model.loss, feed)) for _ in range(4)}) > 1
+
+
+@pytest.mark.parametrize('sampling', ['lecture', 'softmax'])
+def test_generation_has_the_requested_length_in_vocabulary_chars(sampling):
+    vocab = char_rnn.TRUMP_VOCAB
+    model, sess = make_model(vocab, sampling=sampling)
+    sentences = model.generate(sess, ['Hillary', 'I', '@'], 37)
+    for seed, sentence in zip(['Hillary', 'I', '@'], sentences):
+        assert sentence.startswith(seed) and len(sentence) == len(seed) + 37
+        assert set(sentence) <= set(vocab)
+    online = model.online_infer(sess, ['T'], 9)
+    assert len(online[0]) == 10 and set(online[0]) <= set(vocab)
+
+
+def test_in_graph_generation_draws_as_the_lectures_loop():
+    # At a vanishing temperature both pick the most likely character: same text.
+    model, sess = make_model('abcdefgh', (8, 8), seed=3, sampling='softmax')
+    seeds = ['abc', 'h', 'gfedcba']
+    fast = model.generate(sess, seeds, 25, temperature=1e-6)
+    slow = model.online_infer(sess, seeds, 25, temperature=1e-6)
+    assert fast == slow
+
+
+def test_priming_uses_the_whole_seed():
+    model, sess = make_model('abcd', (8, 8))
+    short, long_, other = np.concatenate(model.prime(sess, ['b', 'aab', 'dcb']), axis=1)
+    assert not np.allclose(short, long_, atol=1e-4)    # the lecture fed only the last 'b'
+    assert not np.allclose(long_, other, atol=1e-4)
+    # Padding a short seed in a batch with longer ones leaves its state as if alone.
+    alone = np.concatenate(model.prime(sess, ['b']), axis=1)[0]
+    np.testing.assert_allclose(short, alone, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Data.
+# ---------------------------------------------------------------------------
+
+def test_out_of_vocabulary_characters_are_counted(tmp_path):
+    lines = utils.read_lines(write_corpus(tmp_path / 'c.txt'))
+    corpus = char_rnn.Corpus(lines, char_rnn.TRUMP_VOCAB, 20, 0.1, 0)
+    text = '\n'.join(lines)
+    assert corpus.dropped == {'!': text.count('!'), '&': text.count('&')}
+    assert corpus.kept == len(text) - text.count('\n') - text.count('!') - text.count('&')
+    described = corpus.describe('c.txt', 'trump')
+    assert "'!' {}".format(text.count('!')) in described and "'&'" in described
+    auto = char_rnn.Corpus(lines, char_rnn.auto_vocab(lines), 20, 0.1, 0)
+    assert not auto.dropped and '!' in auto.vocab and '\U0001f4c8' in auto.vocab
+
+
+def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_path):
+    lines = ['{:03d} {}'.format(i, line)   # a tag at the start of each line's first window
+             for i, line in enumerate(utils.read_lines(write_corpus(tmp_path / 'c.txt', 60)))]
+    corpus = char_rnn.Corpus(lines, char_rnn.TRUMP_VOCAB, 10, 0.2, 0)
+    train = corpus.train
+    assert corpus.val.n_lines == 12 and train.n_lines == 48
+    batches = train.batches(7, np.random.RandomState(1))
+    seen = np.concatenate([next(batches) for _ in range(3 * len(train) // 7 + 1)])
+    passes = [seen[i * len(train):(i + 1) * len(train)] for i in range(3)]
+    for rows in passes:   # each pass: every window once, batches running across passes
+        assert sorted(map(tuple, rows)) == sorted(map(tuple, train.array))
+    assert not np.array_equal(passes[0], passes[1])   # reshuffled
+
+    def tags(windows):
+        texts = [utils.vocab_decode(row, char_rnn.TRUMP_VOCAB) for row in windows.array]
+        return {text[:3] for text in texts if re.match(r'\d{3} ', text)}
+    assert len(tags(corpus.val)) == 12 and len(tags(train)) == 48
+    assert not tags(corpus.val) & tags(train)
+    again = char_rnn.Corpus(lines, char_rnn.TRUMP_VOCAB, 10, 0.2, 0)
+    assert tags(again.val) == tags(corpus.val)
+    assert tags(char_rnn.Corpus(lines, char_rnn.TRUMP_VOCAB, 10, 0.2, 1).val) != tags(corpus.val)
+
+
+# ---------------------------------------------------------------------------
+# The script: training, resume, sampling, Ctrl-C.
+# ---------------------------------------------------------------------------
+
+def test_train_writes_checkpoints_config_and_events(trained):
+    tmp, data = trained
+    model_dir = tmp / 'ckpt' / 'trump_tweets'
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith('char-rnn-6')
+    assert tf.train.latest_checkpoint(str(model_dir / 'best')) is not None
+    stored = json.loads((model_dir / 'config.json').read_text(encoding='utf-8'))
+    assert stored['hidden_sizes'] == char_rnn.TinyConfig.hidden_sizes
+    assert stored['vocab'] == char_rnn.auto_vocab(utils.read_lines(data))
+    tags = {}
+    for sub in ('train', 'val'):
+        for path in glob.glob(str(tmp / 'logdir' / 'char_rnn' / 'trump_tweets' / sub / 'events*')):
+            for event in tf.train.summary_iterator(path):
+                for value in event.summary.value:
+                    tags.setdefault(sub, set()).add(value.tag)
+    assert {'loss_per_char', 'learning_rate', 'gradient_global_norm', 'chars_per_sec'} <= tags['train']
+    assert any(tag.startswith('samples') for tag in tags['train'])
+    assert 'loss_per_char' in tags['val']
+
+
+def test_log_lines_and_resume_restore_step_vocabulary_and_best(trained, tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    stored = (model_dir / 'config.json').read_text(encoding='utf-8')
+    best = tf.train.load_variable(str(model_dir / 'char-rnn-6'), 'best_val_loss')
+    assert np.isfinite(best)
+    # New characters in the data: the checkpoint's vocabulary stays, they are dropped.
+    more = write_corpus(tmp_path / 'more.txt', extra=' ZQ~')
+    code, out, err = run(tiny_args(tmp_path, more, '--vocab', 'auto', steps=9), capsys)
+    assert code == 0, err
+    assert 'resumed from {} at step 6, best validation loss {:.4f}'.format(
+        model_dir / 'char-rnn-6', best) in out
+    assert re.search(r"outside it dropped, most frequent: .*'~' 120", out)
+    iters = [int(n) for n in re.findall(r'^Iter (\d+)\. $', out, re.M)]
+    assert iters == [6, 7, 8]
+    assert len(re.findall(r'^    Loss [\d.]+\. Time [\d.]+\. Per char [\d.]+ nats \([\d.]+ bits\), '
+                          r'[\d,]+ chars/s$', out, re.M)) == 3
+    vocab = json.loads(stored)['vocab']
+    seeds = [seed for seed in char_rnn.SEEDS if set(seed) & set(vocab)]   # no 'R' in the corpus
+    assert 0 < len(seeds) < len(char_rnn.SEEDS)
+    assert len(re.findall(r'^\t\S', out, re.M)) == len(seeds)
+    assert tf.train.load_variable(str(model_dir / 'char-rnn-9'), 'global_step') == 9
+    assert (model_dir / 'config.json').read_text(encoding='utf-8') == stored
+    # Old runs' files rotate too: one best checkpoint, at most 3 latest.
+    assert len(glob.glob(str(model_dir / 'best' / '*.index'))) == 1
+    assert len(glob.glob(str(model_dir / 'char-rnn-*.index'))) == 3
+    code, out, _ = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 0 and 'step 9 already reached' in out
+
+
+def test_sample_from_checkpoint(trained, tmp_path, capsys):
+    copy_trained(trained, tmp_path)
+    vocab = json.loads((tmp_path / 'ckpt' / 'trump_tweets' / 'config.json').read_text(
+        encoding='utf-8'))['vocab']
+    base = ['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt')]
+    for sampling in ('lecture', 'softmax'):
+        code, out, err = run(base + ['--prime', 'make~~ america', '--prime', 'I', '-n', '15',
+                                     '--sampling', sampling], capsys)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert len(lines) == 2
+        assert lines[0].startswith('make america') and len(lines[0]) == 12 + 15
+        assert lines[1].startswith('I') and len(lines[1]) == 1 + 15
+        assert set(out.replace('\n', '')) <= set(vocab)
+        assert "dropped '~'" in err
+    code, out, err = run(base + ['--prime', '~~'], capsys)
+    assert code == 2 and err.strip().endswith("--prime '~~': none of its characters is in the "
+                                              "vocabulary")
+
+
+def _read_until(proc, pattern, lines, timeout=120):
+    """Stdout lines of proc until one matches pattern (kills proc after timeout)."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.match(pattern, line):
+                return True
+        return False
+    finally:
+        timer.cancel()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_that_loads_and_resumes(signum, tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    argv = tiny_args(tmp_path, data, '--eval-every', '100000', steps=0)
+    proc = subprocess.Popen([sys.executable, SCRIPT] + argv, cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, encoding='utf-8')
+    lines = []
+    assert _read_until(proc, r'Iter \d+\. ', lines), ''.join(lines) + proc.stderr.read()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    match = re.search(r'^interrupted at step (\d+): saved (\S+)$', out, re.M)
+    assert match, out
+    step, path = int(match.group(1)), match.group(2)
+    assert 'Traceback' not in err and step >= 1
+    model_dir = str(tmp_path / 'ckpt' / 'trump_tweets')
+    assert tf.train.latest_checkpoint(model_dir) == path
+    assert tf.train.load_variable(path, 'global_step') == step
+    code, out, err = run(tiny_args(tmp_path, data, steps=step + 2), capsys)
+    assert code == 0, err
+    assert 'resumed from {} at step {}'.format(path, step) in out
+    assert re.findall(r'^Iter (\d+)\. $', out, re.M) == [str(step), str(step + 1)]
+
+
+# ---------------------------------------------------------------------------
+# Bad input: one error line, exit code 2, nothing written.
+# ---------------------------------------------------------------------------
+
+def _bad_data(tmp_path, kind):
+    path = tmp_path / 'bad.txt'
+    if kind == 'missing':
+        return str(tmp_path / 'nope.txt'), 'does not exist'
+    if kind == 'directory':
+        (tmp_path / 'folder').mkdir()
+        return str(tmp_path / 'folder'), 'is a directory'
+    if kind == 'empty':
+        path.write_bytes(b'\n  \n')
+        return str(path), 'is empty'
+    if kind == 'no-vocab-char':
+        path.write_text('\u4e2d\u6587\n\u65e5\u672c\u8a9e!\n', encoding='utf-8')
+        return str(path), 'no character of {} is in the vocabulary (87 characters)'.format(path)
+    if kind == 'not-utf8':
+        path.write_bytes(b'good line\nbad \xff line\n')
+        return str(path), 'line 2: not UTF-8 (byte 0xff at column 5)'
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize('kind', ['missing', 'directory', 'empty', 'no-vocab-char', 'not-utf8'])
+def test_bad_data_file(kind, tmp_path, capsys):
+    data, message = _bad_data(tmp_path, kind)
+    code, out, err = run(tiny_args(tmp_path, data), capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert ': error: ' in lines[0] and message in lines[0]
+    assert not (tmp_path / 'ckpt').exists() and not (tmp_path / 'logdir').exists()
+
+
+def test_default_data_download_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(char_rnn, 'DATA_URL', 'http://127.0.0.1:9/trump_tweets.txt')
+    code, out, err = run(['--config', 'tiny', '--checkpoint-dir', 'ckpt', '--logdir', 'logdir'],
+                         capsys)
+    assert code == 2
+    assert 'error: cannot download http://127.0.0.1:9/trump_tweets.txt' in err
+    assert os.listdir('data') == [] and not os.path.exists('ckpt')
+
+
+def test_bad_input_in_a_subprocess_is_one_line_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, SCRIPT] + tiny_args(tmp_path, tmp_path / 'nope.txt'),
+                          cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, encoding='utf-8', timeout=120)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == 'char_rnn.py: error: data file {} does not ' \
+                                                   'exist'.format(tmp_path / 'nope.txt')
+
+
+@pytest.mark.parametrize('kind', ['hidden-sizes', 'vocab-flag', 'vocab-edited', 'corrupt-data',
+                                  'corrupt-state'])
+def test_incompatible_or_corrupt_checkpoint(kind, trained, tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    extra = []
+    if kind == 'hidden-sizes':
+        extra, message = ['--hidden-sizes', '8,8'], 'has hidden sizes [16, 16], this run asks for [8, 8]'
+    elif kind == 'vocab-flag':
+        extra, message = ['--vocab', 'trump'], 'has a different vocabulary (--vocab auto'
+    elif kind == 'vocab-edited':
+        config = json.loads((model_dir / 'config.json').read_text(encoding='utf-8'))
+        config['vocab'] = config['vocab'][:-1]
+        (model_dir / 'config.json').write_text(json.dumps(config), encoding='utf-8')
+        message = 'char-rnn-6 is of a different model shape or vocabulary: '
+    elif kind == 'corrupt-data':
+        path = model_dir / 'char-rnn-6.data-00000-of-00001'
+        path.write_bytes(bytes(reversed(path.read_bytes())))
+        message = 'char-rnn-6 is corrupt or unreadable'
+    else:
+        (model_dir / 'checkpoint').write_bytes(b'\xff\x00garbage')
+        message = 'state file {} is unreadable'.format(model_dir / 'checkpoint')
+    before = files_state(tmp_path)
+    for argv in (tiny_args(tmp_path, data, *extra, steps=12),
+                 ['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt')] + extra):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and message in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert files_state(tmp_path) == before
+
+
+def test_sample_without_checkpoint(tmp_path, capsys):
+    code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'none')], capsys)
+    assert code == 2 and 'error: no checkpoint in {}'.format(tmp_path / 'none' / 'trump_tweets') in err
+    assert not (tmp_path / 'none').exists()
+
+
+def test_nan_stops_without_saving(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(tiny_args(tmp_path, data, '--lr', '1e38', steps=10), capsys)
+    assert code == 2 and 'error: NaN or Inf at step' in err, err
+    assert tf.train.latest_checkpoint(str(tmp_path / 'ckpt' / 'trump_tweets')) is None
