@@ -1,4 +1,4 @@
-# make env | test | train | bench      [STACK=tf1|tf2]
+# make env | test | train | bench      [STACK=tf1|tf2]   [BENCH_ARGS='--quick --only char']
 #
 # STACK=tf1: Python 3.7 + TensorFlow 1.15.5 (the faithful stack), in .venv-tf1/
 # STACK=tf2: current Python + TensorFlow 2.x through tf.compat.v1, in .venv-tf2/
@@ -39,6 +39,9 @@ endif
 VENV := .venv-$(STACK)
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+# Benchmark-only packages (TF2: PyTorch for the peer comparison), never in the test environment.
+BENCH_REQUIREMENTS := bench/requirements-$(STACK).txt
 
 .PHONY: env test train bench clean-env
 
@@ -59,8 +62,12 @@ test: env
 train: env
 	$(PYTHON) char_rnn.py
 
-bench: env
-	$(PYTHON) bench/run.py
+bench: $(VENV)/.bench-installed
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: $(VENV)/.installed $(BENCH_REQUIREMENTS)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r $(BENCH_REQUIREMENTS)
+	@touch $@
 
 clean-env:
 	rm -rf .venv-tf1 .venv-tf2
