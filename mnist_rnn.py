@@ -373,9 +373,9 @@ class MnistRnn(object):
         else:
             grads_and_vars = optimizer.compute_gradients(loss)   # what minimize(loss) does
         if add_check:
-            # The notebook checks a second tf.gradients(loss) fetched beside optimize; checking
-            # the gradients that are applied costs nothing extra and stops the step before
-            # a NaN reaches the weights.
+            # Fix: the notebook checks a second tf.gradients(loss) fetched beside optimize, so
+            # the update may run first; checking the gradients that are applied costs nothing
+            # extra and stops the step before a NaN reaches the weights.
             grads_and_vars = utils.check_numerics(grads_and_vars)
         optimize = optimizer.apply_gradients(grads_and_vars)
 
