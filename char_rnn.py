@@ -11,6 +11,7 @@ tensorflow.compat.v1 in graph mode, on TensorFlow 2.
     python char_rnn.py --steps 0                        # train until Ctrl-C (saves, exits 0)
     python char_rnn.py --sample --prime "Make America" -n 280    # generate, no training
     python char_rnn.py --vocab auto --data my.txt --model my     # any UTF-8 text file
+    python char_rnn.py --fused                          # TF1: the fused GRU kernel, faster
     tensorboard --logdir logdir
 
 Results (trump_tweets, validation loss per character after N steps; fill in with
@@ -47,6 +48,14 @@ Deliberate differences (defaults the lecture did not have):
   - Validation loss on --val-frac 5% held-out lines every --eval-every steps; loss per
     real character (nats, bits) and characters per second next to the lecture's summed
     loss; a fixed --seed 0 for initialisation, data order and sampling.
+  - --fused (TF1 only, opt-in): the GRU layers run tf.contrib.rnn's GRUBlockCellV2, one
+    fused kernel per step, in place of GRUCell's several ops. Same model: same variable
+    names (checkpoints load with and without it), same loss and gradients for the same
+    weights (tests/test_char_rnn.py checks both); generation steps the same fused cells.
+    On TF1 training ran 1.2-1.4x and generation 1.2-1.5x as fast as without it (README).
+    On TF2 it is an error: TF2 keeps the kernel (tf.raw_ops.GRUBlockCell) but not its
+    Python cell and gradient, and a port of both (bench/lecture_char_rnn.py) is slower
+    there than GRUCell (0.82x, BENCHMARKS.md).
   - Sampling: the default is the lecture's formula, multinomial over exp(logits / temp),
     which treats exp(...) as logits and is much sharper than softmax(logits / temp);
     --sampling softmax gives standard temperature sampling.
@@ -81,6 +90,7 @@ TRUMP_VOCAB = ("$%'()+,-./0123456789:;=?ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SEEDS = ['Hillary', 'I', 'R', 'T', '@', 'N', 'M', '.', 'G', 'A', 'W']
 CONFIG_FILE = 'config.json'
 CONFIG_FORMAT = 1
+FUSED_NEEDS_TF1 = '--fused needs TF1\'s tf.contrib kernels (TensorFlow 1.15)'
 
 
 # ---------------------------------------------------------------------------
@@ -176,6 +186,9 @@ def parse_args(argv=None):
                    help='steps per --lr-decay')
     p.add_argument('--clip', type=float, default=None, metavar='NORM',
                    help='clip gradients to this global norm (default: no clipping)')
+    p.add_argument('--fused', action='store_true',
+                   help='TF1 only: GRU layers with the fused GRUBlockCellV2 kernel (faster, '
+                        'same model and checkpoints as without it)')
     p.add_argument('--keep-prob', type=_probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
     p.add_argument('--temperature', type=_positive_float, default=None,
@@ -378,8 +391,11 @@ def sample_ids(logits, temp, sampling):
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, clip=None, keep_prob=1.0, temperature=1.5,
-                 len_generated=200, sampling='lecture'):
+                 len_generated=200, sampling='lecture', fused=False):
+        if fused and not utils.TF1:
+            raise UserError(FUSED_NEEDS_TF1)
         self.vocab = vocab
+        self.fused = fused
         self.seq = tf.placeholder(tf.int32, [None, None], name='seq')
         # placeholder_with_default: the lecture's constant, which --sample can change.
         self.temp = tf.placeholder_with_default(float(temperature), [], name='temperature')
@@ -396,8 +412,15 @@ class CharRNN(object):
         # Saved with the weights, so a resumed run keeps its best checkpoint.
         self.best_val_loss = tf.Variable(float('inf'), trainable=False, name='best_val_loss')
 
+    def gru_cell(self, size):
+        """GRUCell, or with --fused the GRUBlockCellV2 kernel: the same math and, named
+        'gru_cell', the same variables (gates/kernel, gates/bias, candidate/...)."""
+        if self.fused:
+            return rnn.GRUBlockCellV2(size, name='gru_cell')
+        return rnn.GRUCell(size)
+
     def create_rnn(self, seq):
-        layers = [rnn.GRUCell(size) for size in self.hidden_sizes]
+        layers = [self.gru_cell(size) for size in self.hidden_sizes]
         if self.use_dropout:
             layers = [rnn.DropoutWrapper(cell, output_keep_prob=self.keep_prob) for cell in layers]
         self.cells = cells = rnn.MultiRNNCell(layers)
@@ -516,7 +539,7 @@ def build_model(vocab, hidden_sizes, args, cfg):
     model = CharRNN(vocab, hidden_sizes, lr=cfg.lr, lr_decay=args.lr_decay,
                     decay_steps=args.decay_steps, clip=args.clip, keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
-                    sampling=args.sampling)
+                    sampling=args.sampling, fused=args.fused)
     model.create_model()
     return model
 
@@ -896,6 +919,8 @@ def sample(args, cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = make_config(args)
+    if args.fused and not utils.TF1:
+        raise UserError(FUSED_NEEDS_TF1)
     if args.sample:
         return sample(args, cfg)
     if args.prime:

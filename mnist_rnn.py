@@ -11,6 +11,7 @@ with the same settings and compares them; its last two runs are about a NaN:
                                                  # logdir/results.csv, .md and .png
     python mnist_rnn.py --cell ln_basic_lstm --check-numerics    # Test #6
     python mnist_rnn.py --cell ln_basic_lstm --ln-smoothing      # the remedy
+    python mnist_rnn.py --cell all --fused       # TF1: fused LSTM kernel, faster
     tensorboard --logdir logdir
 
 Results (MNIST, 10 epochs; min-window test accu is the notebook's printed statistic,
@@ -56,6 +57,18 @@ gradients names the first NaN gradient before the update. Either way: one line o
 stderr, the event files stay readable, exit status 3 (after the other cells, with
 --cell all, where the results table says NaN yes).
 
+--fused (TF1 only, opt-in) runs the same model faster: basic_lstm and lstm run all 28
+rows in one op, tf.contrib.rnn's LSTMBlockFusedCell (the cell's forget_bias, no
+peepholes, no clipping), under the replaced cell's variable names, so checkpoints are the
+same with and without it and a run may resume either way; the other cells keep their
+cell (gru too: GRUBlockCellV2, one kernel per row, was no faster at 31 units) and, like
+every cell under --fused, run without dynamic_rnn's sequence_length (every image has
+all 28 rows: the lengths only added a select per row). tests/test_mnist_rnn.py checks
+the same loss, gradients and final state for the same weights. Measured on TF1 at the
+notebook's size (interleaved blocks of 50 steps, 2 cores): basic_lstm and lstm about
+1.2-1.3x, basic_rnn and ln_basic_lstm about 1.1x, gru about 1.0-1.1x. On TF2 --fused is
+an error: the kernels' Python cells and gradients were in tf.contrib.
+
 Checkpoints (checkpoints/mnist_<cell>/) are saved after every epoch and on Ctrl-C;
 running the same command again resumes, and a finished cell is not trained again
 (--force does). --epochs larger than before continues a finished cell.
@@ -85,6 +98,7 @@ INPUT_UNITS = 28   # pixels per row
 MAX_SEQ_LEN = 28   # rows per image
 NUM_CLASSES = 10
 NAN_EXIT = 3       # exit status when a cell stopped on NaN or Inf
+FUSED_NEEDS_TF1 = '--fused needs TF1\'s tf.contrib kernels (TensorFlow 1.15)'
 # TensorBoard tags. The notebook's tf.Summary.Value tags, as its OCR'd text reads
 # them ('train accuracy', 'loss', 'test accuracy'), plus the per-epoch mean.
 TAG_TRAIN_ACCURACY = 'train accuracy'
@@ -163,6 +177,10 @@ def parse_args(argv=None):
     add('--check-numerics', action='store_true',
         help='check every gradient for NaN/Inf before the update (Test #6); names the '
              'gradient that failed')
+    add('--fused', action='store_true',
+        help='TF1 only: basic_lstm/lstm as one fused op over all rows (LSTMBlockFusedCell), '
+             'and no per-row sequence_length for every cell (basic_rnn, gru, ln_basic_lstm '
+             'keep their cell): the same model and checkpoints, faster')
     add('--seed', type=int, default=0,
         help='graph-level random seed for the initial weights (default: 0, for repeatable '
              'runs; the notebook sets none)')
@@ -198,6 +216,8 @@ def parse_args(argv=None):
             parser.error('--{} must not be negative'.format(name.replace('_', '-')))
     if not args.lr > 0:
         parser.error('--lr must be positive')
+    if args.fused and not utils.TF1:
+        raise UserError(FUSED_NEEDS_TF1)
     return args
 
 
@@ -329,8 +349,28 @@ def data_fingerprint(data):
 # Model: the notebook's MnistRnn
 # ---------------------------------------------------------------------------
 
-def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothing=False):
-    """The notebook's `if ... == rnn_type` chain."""
+def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothing=False,
+              fused=False):
+    """The notebook's `if ... == rnn_type` chain.
+
+    fused (TF1): the same cell as fused kernels, named as the cell it replaces so the
+    variables (kernel, bias; gates in the same order) are the same. The LSTMs become
+    LSTMBlockFusedCell, one op over all the rows (not an RNNCell: MnistRnn runs it itself);
+    BasicLSTMCell's forget_bias is 1.0, and LSTMCell without peepholes, projection or
+    clipping is that cell. The GRU stays GRUCell: GRUBlockCellV2, one op per row, was no
+    faster at the notebook's 31 units (0.9-1.0x in interleaved runs on TF1), and contrib
+    has no GRU kernel over a whole sequence.
+    """
+    if fused:
+        if not utils.TF1:
+            raise UserError(FUSED_NEEDS_TF1)
+        if 'basic_lstm' == rnn_type:
+            return rnn.LSTMBlockFusedCell(num_hidden_units, forget_bias=1.0,
+                                          name='basic_lstm_cell')
+        if 'lstm' == rnn_type:
+            return rnn.LSTMBlockFusedCell(num_hidden_units, forget_bias=lstm_forget_bias,
+                                          name='lstm_cell')
+        # basic_rnn, gru, ln_basic_lstm: the notebook's cell below.
     if 'basic_rnn' == rnn_type:
         return rnn.BasicRNNCell(num_hidden_units)
     if 'basic_lstm' == rnn_type:
@@ -351,15 +391,24 @@ class MnistRnn(object):
 
     inputs: float [batch_size, max_seq_len, input_units]; labels: int64 [batch_size].
     grad_clip_norm: the notebook's use_grad_clip (which clips at 5.0); 0 = off.
+    fused (TF1): fused cell kernels and no sequence_length (see make_cell): the same model.
     """
 
     def __init__(self, inputs, labels, input_units, num_hidden_units, batch_size, max_seq_len,
                  rnn_type, lstm_forget_bias=1.0, add_check=False, lr=0.001, grad_clip_norm=0.0,
-                 ln_norm_smoothing=False):
-        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing)
-        sequence_length = [max_seq_len] * batch_size
-        last, states = tf.nn.dynamic_rnn(cell, inputs, sequence_length=sequence_length,
-                                         dtype=tf.float32)
+                 ln_norm_smoothing=False, fused=False):
+        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing, fused)
+        if fused and rnn_type in ('basic_lstm', 'lstm'):
+            # The whole sequence in one op, on time-major rows, under dynamic_rnn's scope 'rnn'.
+            with tf.variable_scope('rnn'):
+                time_major, states = cell(tf.transpose(inputs, [1, 0, 2]), dtype=tf.float32)
+            last = tf.transpose(time_major, [1, 0, 2])
+        else:
+            # Every image has all max_seq_len rows: with --fused no lengths, whose only effect
+            # is a select per row copying the new output and state.
+            sequence_length = None if fused else [max_seq_len] * batch_size
+            last, states = tf.nn.dynamic_rnn(cell, inputs, sequence_length=sequence_length,
+                                             dtype=tf.float32)
         # Only the output after the last row (max_seq_len - 1) is used.
         rnn_output = last[:, max_seq_len - 1, :]
         # outputs shape will be: [batch_size, 10]
@@ -385,6 +434,7 @@ class MnistRnn(object):
         accuracy = 1.0 - tf.cast(errors, tf.float32) / tf.cast(tf.size(preds), tf.float32)
 
         self.outputs = outputs
+        self.state = states   # the cell's state after the last row
         self.loss = loss
         self.optimize = optimize
         self.accuracy = accuracy
@@ -641,7 +691,8 @@ def train_cell(cell, args, data, out=None):
         model = MnistRnn(inputs_, labels_, INPUT_UNITS, args.hidden, args.batch_size,
                          MAX_SEQ_LEN, cell, lstm_forget_bias=args.forget_bias,
                          add_check=args.check_numerics, lr=args.lr,
-                         grad_clip_norm=args.clip_norm, ln_norm_smoothing=args.ln_smoothing)
+                         grad_clip_norm=args.clip_norm, ln_norm_smoothing=args.ln_smoothing,
+                         fused=args.fused)
         saver = tf.train.Saver(max_to_keep=2)
         init = tf.global_variables_initializer()
     graph.finalize()

@@ -121,7 +121,7 @@ if TF1:
     _contrib_rnn = tf.contrib.rnn
     for _name in ('BasicRNNCell', 'BasicLSTMCell', 'LSTMCell', 'GRUCell', 'MultiRNNCell',
                   'DropoutWrapper', 'LayerNormBasicLSTMCell', 'GRUBlockCellV2',
-                  'LSTMBlockCell', 'LSTMStateTuple'):
+                  'LSTMBlockCell', 'LSTMBlockFusedCell', 'LSTMStateTuple'):
         setattr(rnn, _name, getattr(_contrib_rnn, _name))
 else:
     for _name in ('BasicRNNCell', 'BasicLSTMCell', 'LSTMCell', 'GRUCell', 'MultiRNNCell',

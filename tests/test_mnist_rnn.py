@@ -514,3 +514,80 @@ def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path):
     assert steps[0] == step + (4 if step % 13 == 10 else 1)
     history = json.load(open(str(tmp_path / 'checkpoints' / 'mnist_basic_rnn' / 'history.json')))
     assert history['status'] == 'done' and len(history['losses']) == history['train_steps']
+
+
+# ---------------------------------------------------------------------------
+# --fused: fused kernels (TF1), the same model
+# ---------------------------------------------------------------------------
+
+def _mnist_model(cell, fused, batch=4, hidden=6):
+    """(graph, model, inputs, labels) of a small MnistRnn."""
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.placeholder(tf.float32, [batch, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS])
+        labels = tf.placeholder(tf.int64, [batch])
+        model = mnist_rnn.MnistRnn(inputs, labels, mnist_rnn.INPUT_UNITS, hidden, batch,
+                                   mnist_rnn.MAX_SEQ_LEN, cell, lstm_forget_bias=0.7,
+                                   ln_norm_smoothing=True, fused=fused)
+    return graph, model, inputs, labels
+
+
+@pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels); on TF2 it '
+                                          'is an error, tested below')
+@pytest.mark.parametrize('cell', mnist_rnn.CELLS)
+def test_fused_is_the_same_model_same_variables_loss_gradients_and_state(cell):
+    rng = np.random.RandomState(2)
+    feed_values = (rng.rand(4, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS).astype(np.float32),
+                   np.array([0, 3, 7, 9]))
+    weights, results, kernels = None, [], []
+    for fused in (False, True):
+        graph, model, inputs, labels = _mnist_model(cell, fused)
+        with graph.as_default(), tf.Session(config=utils.session_config(2)) as sess:
+            variables = tf.trainable_variables()
+            if weights is None:   # random weights, biases included, shared by both graphs
+                weights = {v.op.name: rng.uniform(-0.5, 0.5, v.shape.as_list()).astype(np.float32)
+                           for v in variables}
+            assert sorted(v.op.name for v in variables) == sorted(weights)
+            sess.run(tf.global_variables_initializer())
+            for var in variables:
+                var.load(weights[var.op.name], sess)
+            grads = tf.gradients(model.loss, variables)
+            loss, grad_values, state = sess.run(
+                [model.loss, grads, tf.nest.flatten(model.state)],
+                {inputs: feed_values[0], labels: feed_values[1]})
+            results.append((loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state))
+            kernels.append({op.type for op in graph.get_operations()}
+                           & {'BlockLSTM', 'LSTMBlockCell', 'GRUBlockCell'})
+    (loss, grads, state), (fused_loss, fused_grads, fused_state) = results
+    # The fused kernel is really used where there is one, and never without --fused.
+    assert kernels[0] == set()
+    assert kernels[1] == {'basic_lstm': {'BlockLSTM'}, 'lstm': {'BlockLSTM'}}.get(cell, set())
+    assert fused_loss == pytest.approx(loss, rel=1e-5)
+    for name in grads:
+        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+        assert np.abs(grads[name]).max() > 0, name
+    assert len(state) == len(fused_state)
+    for part, fused_part in zip(state, fused_state):
+        np.testing.assert_allclose(fused_part, part, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels)')
+def test_a_fused_checkpoint_resumes_without_fused(tmp_path):
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--cell', 'basic_lstm', '--epochs', '1', '--fused')
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    argv = small_args(tmp_path, '--cell', 'basic_lstm', '--epochs', '2')
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'resuming at ep 2' in out and '[trn] ep 2, step' in out
+
+
+@pytest.mark.skipif(utils.TF1, reason='TF1 has the fused kernels: --fused works there')
+def test_fused_is_a_clean_error_on_tf2(tmp_path):
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'gru', '--fused'))
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(": error: --fused needs TF1's tf.contrib kernels (TensorFlow 1.15)")
