@@ -820,10 +820,12 @@ class Trainer(object):
             if (iteration + 1) % cfg.skip_step == 0:
                 # The lecture's two lines, then the loss per real character and the throughput.
                 per_char = loss_sum / max(chars, 1)
+                # One write, newline included: Ctrl-C cannot land between text and newline.
                 print('Iter {}. \n    Loss {:.3f}. Time {:.3f}. Per char {:.4f} nats ({:.4f} bits), '
-                      '{:,.0f} chars/s'.format(iteration, batch_loss, time.time() - start,
-                                               per_char, per_char / math.log(2),
-                                               chars / max(train_time, 1e-9)), flush=True)
+                      '{:,.0f} chars/s\n'.format(iteration, batch_loss, time.time() - start,
+                                                 per_char, per_char / math.log(2),
+                                                 chars / max(train_time, 1e-9)),
+                      end='', flush=True)
                 chars, train_time, loss_sum = 0, 0.0, 0.0
                 start = time.time()
             if cfg.sample_every and self.step % cfg.sample_every == 0:
