@@ -275,8 +275,8 @@ def fetch_mnist(data_dir, missing):
         try:
             utils.download(MIRROR + name + '.gz', os.path.join(data_dir, name + '.gz'),
                            SHA256[name + '.gz'])
-        except UserError as e:
-            reason = str(e).split('; offline?')[0]
+        except utils.DownloadError as e:
+            reason = e.problem
             raise UserError('{} lacks the MNIST files {}, and {}; offline? put them there '
                             'yourself, or pass --data-dir DIR with the four IDX files'.format(
                                 data_dir, ', '.join(n + '.gz' for n in missing), reason))

@@ -415,12 +415,20 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+class DownloadError(UserError):
+    """A failed download; .problem says what failed, without advice on what to do."""
+
+    def __init__(self, message, problem=None):
+        super(DownloadError, self).__init__(message)
+        self.problem = problem or message
+
+
 def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=None):
     """Fetches url into dest unless dest already holds the right bytes.
 
     Atomic: the bytes go to a temporary file beside dest, are checked against
     sha256, then renamed; nothing partial is ever left at dest. Progress is
-    shown for files of progress_min_bytes or more. Any failure is a UserError.
+    shown for files of progress_min_bytes or more. Any failure is a DownloadError (a UserError).
     """
     from urllib.error import URLError
     from urllib.request import urlopen
@@ -449,15 +457,15 @@ def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=None
                     out.write('\rdownloading {} done ({:.1f} MB)\n'.format(
                         os.path.basename(dest), done / 1e6))
                 if total and done != total:
-                    raise UserError('download of {} stopped after {} of {} bytes'.format(
+                    raise DownloadError('download of {} stopped after {} of {} bytes'.format(
                         url, done, total))
         except (URLError, socket.timeout, ConnectionError, OSError) as e:
-            reason = getattr(e, 'reason', e)
-            raise UserError('cannot download {} ({}); offline? put the file at {} yourself'.format(
-                url, reason, dest))
+            problem = 'cannot download {} ({})'.format(url, getattr(e, 'reason', e))
+            raise DownloadError('{}; offline? put the file at {} yourself'.format(problem, dest),
+                                problem)
         got = digest.hexdigest()
         if got != sha256:
-            raise UserError('checksum mismatch for {}: expected sha256 {}, got {}'.format(
+            raise DownloadError('checksum mismatch for {}: expected sha256 {}, got {}'.format(
                 url, sha256, got))
         os.replace(tmp, dest)
         tmp = None
