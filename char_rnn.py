@@ -1,79 +1,39 @@
 """Character-level tweet generator: the CS20 lecture 11 CharRNN, runnable today.
 
-A GRU language model over characters (Stanford CS20, lecture 11, examples/11_char_rnn.py),
+A 2-layer GRU (128, 256) character model (Stanford CS20, lecture 11, examples/11_char_rnn.py)
 trained on Donald Trump's tweets, that writes tweets from seed strings. The defaults are the
-lecture's: its vocabulary string, GRU layers of [128, 256], one-hot input, Adam at 0.0003,
-batches of 64 windows of 50 characters overlapping by 25, temperature 1.5, 200 generated
-characters, the same seeds and log lines. Runs on TensorFlow 1.15 and, through
-tensorflow.compat.v1 in graph mode, on TensorFlow 2.
+lecture's: its vocabulary string, one-hot input, Adam at 0.0003, batches of 64 windows of 50
+characters overlapping by 25, 200 generated characters, its seeds and log lines. Its bugs are
+fixed, each marked "# Fix:" here and listed in README.md; the literal sampling formula is one
+flag away. Runs on TensorFlow 1.15 and, through tensorflow.compat.v1 in graph mode, on TF 2.
 
-    python char_rnn.py                                  # train (resumes by itself), 5000 steps
-    python char_rnn.py --steps 0                        # train until Ctrl-C (saves, exits 0)
-    python char_rnn.py --sample --prime "Make America" -n 280    # generate, no training
-    python char_rnn.py --vocab auto --data my.txt --model my     # any UTF-8 text file
-    python char_rnn.py --fused                          # TF1: the fused GRU kernel, faster
+    python char_rnn.py                          # train to step 5000 (Ctrl-C saves, re-run resumes)
+    python char_rnn.py --steps 0                # train until Ctrl-C or SIGTERM
+    python char_rnn.py --sample --prime "Make America" -n 280   # generate, no training
+    python char_rnn.py --sample --sampling lecture --temperature 1.5   # the lecture's sampling
+    python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text file
+    python char_rnn.py --fused                  # TF1: the fused GRU kernel, the same model
     tensorboard --logdir logdir
 
-Results (../shared/data/trump_tweets.txt, lecture defaults; train: the loss per character
-of the last batch, averaged over the 100 steps before it for 2000; val: 20 batches of the
-5% held-out lines; chars/s from BENCHMARKS.md, a quiet machine, 2 cores):
+Results (the tweets, lecture settings, --seed 0; validation loss over 20 batches of the 5%
+held-out lines, after the step given):
 
-    | stack | steps | train nats/char | val nats/char | val bits/char | chars/s |
-    |-------|-------|-----------------|---------------|---------------|---------|
-    | tf1   |   300 | 2.958           | 2.861         | 4.127         | 35,411  |
-    | tf2   |   300 | 2.945           | 2.855         | 4.119         | 61,510  |
-    | tf1   |  2000 | 2.095           | 2.050         | 2.957         |         |
+    | stack | step 300 | step 2000 | step 5000 |
+    |-------|----------|-----------|-----------|
+RESULTS_TABLE
 
-    python char_rnn.py --data ../shared/data/trump_tweets.txt --steps 300   # then --steps 2000
+    python char_rnn.py --data ../shared/data/trump_tweets.txt --steps 300   # then 2000, 5000
 
-Differences from the lecture. Bugs fixed (each marked "# Fix:" in the code):
-  - One-hot depth: ids run 1..len(vocab) and 0 is padding, but tf.one_hot(seq, len(vocab))
-    made the last character (the chart emoji) all zeros and padding a real one-hot row, so
-    padding counted in the length and was a training target. Here id i sets column i - 1
-    and padding is all zeros: every character has a column, and padding is out of the
-    length and (all-zero labels) out of the loss.
-  - min_loss was never set, so every iteration saved: the latest checkpoint and the best
-    one (lowest validation loss, under best/) are kept, a bounded number of files.
-  - A seed longer than one character only fed its last character: the whole seed primes
-    the state.
-  - The training loop never ended: --steps N stops at global step N (0: until Ctrl-C);
-    Ctrl-C saves a checkpoint and exits 0; re-running the same command finishes the job.
-  - Events went to graphs/gist: they go to logdir/char_rnn/<model>/{train,val}.
-  - Files were opened in the platform's encoding: UTF-8 is read explicitly, undecodable
-    bytes are an error naming the line (utils.read_lines).
-  - Windows: every character of a line is in some window, including lines shorter than
-    the window (utils.chunk_ids); the lecture skipped them and the tail of longer ones.
-  - Characters outside the vocabulary vanished silently (the lecture's string lacks '!'
-    and '&'): the count and the most frequent are printed; --vocab auto covers all.
-Deliberate differences (defaults the lecture did not have):
-  - Samples every --sample-every 100 steps (the lecture generated every step, which would
-    dominate the run time), all seeds as one batch, generated in one session call by an
-    in-graph loop (online_infer, the lecture's one-call-per-character loop, is kept).
-  - Validation loss on --val-frac 5% held-out lines every --eval-every steps; loss per
-    real character (nats, bits) and characters per second next to the lecture's summed
-    loss; a fixed --seed 0 for initialisation, data order and sampling.
-  - --fused (TF1 only, opt-in): the GRU layers run tf.contrib.rnn's GRUBlockCellV2, one
-    fused kernel per step, in place of GRUCell's several ops. Same model: same variable
-    names (checkpoints load with and without it), same loss and gradients for the same
-    weights (tests/test_char_rnn.py checks both); generation steps the same fused cells.
-    On TF1 training ran 1.2-1.4x and generation 1.2-1.5x as fast as without it (README).
-    On TF2 it is an error: TF2 keeps the kernel (tf.raw_ops.GRUBlockCell) but not its
-    Python cell and gradient, and a port of both (bench/lecture_char_rnn.py) is slower
-    there than GRUCell (0.82x, BENCHMARKS.md).
-  - Sampling: the default is the lecture's formula, multinomial over exp(logits / temp),
-    which treats exp(...) as logits and is much sharper than softmax(logits / temp);
-    --sampling softmax gives standard temperature sampling.
+The first loss is ln(87) = 4.47 nats per character, a uniform guess over the vocabulary.
+Speed, in characters (window positions) per second: BENCHMARKS.md.
 """
 from __future__ import print_function
 
 import argparse
 import collections
-import contextlib
-import glob
 import json
 import math
 import os
-import signal
 import sys
 import time
 
@@ -145,20 +105,11 @@ def make_config(args):
     return cfg
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default unless it is None or a switch (their help says what happens)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super(_HelpFormatter, self)._get_help_string(action)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='Character-level RNN (CS20 lecture 11): train on a text file, or generate '
                     'from the latest checkpoint with --sample.',
-        formatter_class=_HelpFormatter)
+        formatter_class=utils.HelpFormatter)
     p.add_argument('--data', default=DEFAULT_DATA,
                    help='UTF-8 text file, one example per line; the default is downloaded '
                         '(sha256 checked) when missing')
@@ -168,117 +119,66 @@ def parse_args(argv=None):
     p.add_argument('--config', choices=sorted(CONFIGS), default=None,
                    help='hyperparameter set (tiny: for smoke tests); other flags override it '
                         '(default: lecture, or the checkpoint\'s model shape when resuming)')
-    p.add_argument('--hidden-sizes', default=None, type=_int_list, metavar='N,N',
+    p.add_argument('--hidden-sizes', default=None, type=utils.int_list, metavar='N,N',
                    help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the '
                         'checkpoint\'s)')
     p.add_argument('--vocab', choices=['trump', 'auto'], default=None,
                    help='trump: the lecture\'s character string; auto: every character of '
                         'DATA. Stored with the checkpoint and reused (default: the '
                         'checkpoint\'s, else trump)')
-    p.add_argument('--steps', type=_non_negative_int, default=None,
+    p.add_argument('--steps', type=utils.non_negative_int, default=None,
                    help='train until the global step reaches this (re-run to finish an '
                         'interrupted run); 0: until Ctrl-C (default: 5000; tiny: 20)')
-    p.add_argument('--batch-size', type=_positive_int, default=None,
+    p.add_argument('--batch-size', type=utils.positive_int, default=None,
                    help='windows per batch (default: 64)')
-    p.add_argument('--window', type=_window, default=None,
+    p.add_argument('--window', type=utils.window, default=None,
                    help='characters per training window, overlapping by half (default: 50)')
     p.add_argument('--lr', type=float, default=None, help='Adam learning rate (default: 0.0003)')
     p.add_argument('--lr-decay', type=float, default=None, metavar='RATE',
                    help='multiply the learning rate by RATE every --decay-steps steps '
                         '(tf.train.exponential_decay, staircase) (default: no decay)')
-    p.add_argument('--decay-steps', type=_positive_int, default=1000,
+    p.add_argument('--decay-steps', type=utils.positive_int, default=1000,
                    help='steps per --lr-decay')
     p.add_argument('--clip', type=float, default=None, metavar='NORM',
                    help='clip gradients to this global norm (default: no clipping)')
     p.add_argument('--fused', action='store_true',
                    help='TF1 only: GRU layers with the fused GRUBlockCellV2 kernel (faster, '
                         'same model and checkpoints as without it)')
-    p.add_argument('--keep-prob', type=_probability, default=1.0,
+    p.add_argument('--keep-prob', type=utils.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
-    p.add_argument('--temperature', type=_positive_float, default=None,
+    p.add_argument('--temperature', type=utils.positive_float, default=None,
                    help='sampling temperature (default: 1.5)')
-    p.add_argument('--sampling', choices=['lecture', 'softmax'], default='lecture',
-                   help='lecture: multinomial over exp(logits / T), the lecture\'s formula, '
-                        'much sharper than its temperature suggests; softmax: standard '
-                        'multinomial over logits / T')
-    p.add_argument('--skip-step', type=_positive_int, default=None,
+    p.add_argument('--sampling', choices=['softmax', 'lecture'], default='softmax',
+                   help='softmax: p proportional to exp(logits / T), the Maxwell-Boltzmann '
+                        'sampling the lecture meant; lecture: its literal '
+                        'multinomial(exp(logits / T)), p proportional to exp(exp(logits / T)), '
+                        'which mixes uniform noise into the samples of a trained model')
+    p.add_argument('--skip-step', type=utils.positive_int, default=None,
                    help='print the loss every N steps (default: 1, as the lecture)')
-    p.add_argument('--sample-every', type=_non_negative_int, default=None,
+    p.add_argument('--sample-every', type=utils.non_negative_int, default=None,
                    help='print generated samples every N steps, 0: never (default: 100)')
-    p.add_argument('--eval-every', type=_positive_int, default=None,
+    p.add_argument('--eval-every', type=utils.positive_int, default=None,
                    help='validation loss, latest and best checkpoints every N steps '
                         '(default: 100)')
-    p.add_argument('--eval-batches', type=_non_negative_int, default=None,
+    p.add_argument('--eval-batches', type=utils.non_negative_int, default=None,
                    help='validation batches per evaluation, 0: all (default: 20)')
-    p.add_argument('--summary-every', type=_positive_int, default=None,
+    p.add_argument('--summary-every', type=utils.positive_int, default=None,
                    help='TensorBoard training scalars every N steps (default: 10)')
-    p.add_argument('--val-frac', type=_fraction, default=0.05,
+    p.add_argument('--val-frac', type=utils.fraction, default=0.05,
                    help='fraction of the lines held out for the validation loss')
     p.add_argument('--seed', type=int, default=0,
                    help='random seed: initialisation, validation split, data order, sampling')
     p.add_argument('--checkpoint-dir', default='checkpoints', help='checkpoints root')
     p.add_argument('--logdir', default='logdir', help='TensorBoard events root')
-    p.add_argument('--threads', type=_non_negative_int, default=0,
+    p.add_argument('--threads', type=utils.non_negative_int, default=0,
                    help='TensorFlow intra- and inter-op threads, 0: TensorFlow decides')
     p.add_argument('--sample', action='store_true',
                    help='generate from the latest checkpoint and exit, no training')
     p.add_argument('--prime', action='append', default=None, metavar='TEXT',
                    help='with --sample: seed text, repeatable (default: the lecture\'s seeds)')
-    p.add_argument('-n', '--length', type=_positive_int, default=None,
+    p.add_argument('-n', '--length', type=utils.positive_int, default=None,
                    help='characters to generate after each seed (default: 200)')
     return p.parse_args(argv)
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError('must be a positive integer, not {}'.format(text))
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 or more, not {}'.format(text))
-    return value
-
-
-def _window(text):
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError('must be 2 or more, not {}'.format(text))
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError('must be positive, not {}'.format(text))
-    return value
-
-
-def _probability(text):
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError('must be in (0, 1], not {}'.format(text))
-    return value
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError('must be in [0, 1), not {}'.format(text))
-    return value
-
-
-def _int_list(text):
-    try:
-        sizes = [int(s) for s in text.split(',')]
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected sizes like 128,256, not {}'.format(text))
-    if not sizes or min(sizes) <= 0:
-        raise argparse.ArgumentTypeError('expected positive sizes like 128,256, not {}'.format(text))
-    return sizes
 
 
 # ---------------------------------------------------------------------------
@@ -310,8 +210,9 @@ class Corpus(object):
         # Held-out lines for the validation loss: the same ones for a given --seed.
         order = np.random.RandomState(seed).permutation(len(usable))
         n_val = int(round(val_frac * len(usable)))
-        if val_frac > 0 and len(usable) >= 2:
-            n_val = min(max(n_val, 1), len(usable) - 1)
+        if val_frac > 0:   # at least one validation line, and always one to train on
+            n_val = max(n_val, 1)
+        n_val = min(n_val, len(usable) - 1)
         self.train = Windows([usable[i] for i in order[n_val:]], window)
         self.val = Windows([usable[i] for i in order[:n_val]], window)
 
@@ -344,6 +245,8 @@ class Windows(object):
 
     def batches(self, batch_size, rng):
         """Endless batches, the lines reshuffled each pass as the lecture's read_data."""
+        if not len(self):
+            raise ValueError('no windows to draw batches from')
         sizes = np.diff(self.starts)
         pending = np.zeros(0, np.int64)
         while True:
@@ -384,18 +287,33 @@ def pad(rows):
 def sample_ids(logits, temp, sampling):
     """One id per row of logits [batch, len(vocab)]."""
     if sampling == 'lecture':
-        # The lecture's "Maxwell-Boltzmann" sampling: exp(logits / temp) taken as logits,
-        # i.e. probabilities proportional to exp(exp(logits / temp)).
-        draws = tf.multinomial(tf.exp(logits / temp), 1)
+        draws = tf.multinomial(lecture_logits(logits, temp), 1)
     else:
+        # Fix: the Maxwell-Boltzmann distribution the lecture's comment names,
+        # p proportional to exp(logits / temp) (see lecture_logits).
         draws = tf.multinomial(logits / temp, 1)
     return tf.cast(draws[:, 0], tf.int32) + 1   # Fix: column k is id k + 1 (0 is padding)
+
+
+def lecture_logits(logits, temp):
+    """The lecture's tf.exp(logits / temp) taken as logits, computed without overflow.
+
+    multinomial(exp(z), 1) draws with p proportional to exp(exp(z)), z = logits / temp.
+    exp(z) overflows once z > 88, and multinomial's CPU kernel skips non-finite logits:
+    the most likely character became impossible. Shifting by the row's maximum m keeps
+    the distribution: exp(z) - exp(m) = -exp(m + log(-expm1(z - m))), 0 at the maximum
+    and below it elsewhere; what underflows there has probability below e^-1e30.
+    """
+    z = logits / temp
+    m = tf.reduce_max(z, axis=-1, keepdims=True)
+    shifted = -tf.exp(m + tf.log(-tf.expm1(z - m)))
+    return tf.maximum(shifted, -1e30)   # -inf -> a finite floor: exp(-1e30) is 0 anyway
 
 
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, clip=None, keep_prob=1.0, temperature=1.5,
-                 len_generated=200, sampling='lecture', fused=False):
+                 len_generated=200, sampling='softmax', fused=False):
         if fused and not utils.TF1:
             raise UserError(FUSED_NEEDS_TF1)
         self.vocab = vocab
@@ -443,16 +361,20 @@ class CharRNN(object):
         self.one_hot = seq = tf.one_hot(self.seq - 1, len(self.vocab))
         self.create_rnn(seq)
         self.logits = tf.layers.dense(self.output, len(self.vocab), None, name='dense')
-        # Padding labels are all zeros, so padding adds nothing to the loss.
-        loss = tf.nn.softmax_cross_entropy_with_logits(logits=self.logits[:, :-1],
-                                                       labels=seq[:, 1:])
-        self.loss = tf.reduce_sum(loss)
+        # Fix: the lecture's softmax_cross_entropy_with_logits(labels=seq[:, 1:]) gives a
+        # padded target (an all-zero label row) a loss of 0 but a gradient of
+        # softmax(logits). The loss is masked: padding adds nothing, not even gradients.
+        targets = self.seq[:, 1:]
+        mask = tf.cast(targets > 0, tf.float32)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            logits=self.logits[:, :-1], labels=tf.maximum(targets - 1, 0))
+        self.loss = tf.reduce_sum(loss * mask)
         # Per real character, so runs with other batch sizes and windows compare.
-        self.num_targets = tf.reduce_sum(seq[:, 1:])
+        self.num_targets = tf.reduce_sum(mask)
         self.loss_per_char = self.loss / tf.maximum(self.num_targets, 1.0)
         # sample the next character from Maxwell-Boltzmann Distribution
         # with temperature temp. It works equally well without tf.exp
-        # (It does not: with tf.exp it is far sharper; see sample_ids and --sampling.)
+        # (It does not: exp(logits / temp) as logits mixes in uniform noise; see sample_ids.)
         self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling)
         if self.lr_decay:
             self.learning_rate = tf.train.exponential_decay(
@@ -461,9 +383,9 @@ class CharRNN(object):
             self.learning_rate = tf.constant(self.lr)
         grads_and_vars, self.grad_norm = utils.clip_gradients(
             self.loss, tf.trainable_variables(), self.clip)
-        grads_and_vars = utils.check_numerics(grads_and_vars)
+        self.grads_and_vars = utils.check_numerics(grads_and_vars)   # what the update applies
         self.opt = tf.train.AdamOptimizer(self.learning_rate).apply_gradients(
-            grads_and_vars, global_step=self.gstep)
+            self.grads_and_vars, global_step=self.gstep)
         self.create_generator()
 
     def create_generator(self):
@@ -571,56 +493,12 @@ def read_stored_config(model_dir):
 
 
 def write_stored_config(model_dir, stored):
-    """config.json, atomically."""
-    utils.safe_mkdir(model_dir)
-    path = os.path.join(model_dir, CONFIG_FILE)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(stored, f, ensure_ascii=False, indent=1)
-        f.write('\n')
-    os.replace(tmp, path)
+    utils.write_json(os.path.join(model_dir, CONFIG_FILE), stored)
 
 
 def latest_checkpoint(model_dir):
     """The latest checkpoint's path prefix, None if there is none; UserError if unreadable."""
-    state_file = os.path.join(model_dir, 'checkpoint')
-    try:
-        path = tf.train.latest_checkpoint(model_dir)
-    except (tf.errors.OpError, ValueError) as e:
-        path, reason = None, _first_line(e)
-    else:
-        reason = 'corrupt, or naming missing files'
-    # TensorFlow ignores a bad state file: training would start over and overwrite.
-    if path is None and glob.glob(os.path.join(model_dir, 'char-rnn-*.index')):
-        raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
-            model_dir, state_file, reason))
-    return path
-
-
-def restore(sess, saver, path):
-    """saver.restore after checking that the checkpoint holds this model's variables."""
-    try:
-        shapes = dict(tf.train.list_variables(path))
-    except (tf.errors.OpError, ValueError) as e:
-        raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, _first_line(e)))
-    for var in tf.global_variables():
-        name = var.op.name
-        if name not in shapes:
-            raise UserError('checkpoint {} is not of this model: it has no variable {}'.format(
-                path, name))
-        if list(shapes[name]) != var.shape.as_list():
-            raise UserError('checkpoint {} is of a different model shape or vocabulary: {} is {} '
-                            'there, {} here'.format(path, name, list(shapes[name]),
-                                                    var.shape.as_list()))
-    try:
-        saver.restore(sess, path)
-    except (tf.errors.OpError, ValueError) as e:
-        raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, _first_line(e)))
-
-
-def _first_line(error):
-    text = getattr(error, 'message', None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return utils.latest_checkpoint(model_dir, 'char-rnn')
 
 
 def resolve_shape(args, stored, model_dir, data_lines=None):
@@ -689,37 +567,6 @@ def evaluate(sess, model, batches):
     return total / max(count, 1)
 
 
-def scalar_summary(**values):
-    return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
-                             for tag, value in values.items()])
-
-
-def save(saver, sess, path, step):
-    """saver.save with Ctrl-C and SIGTERM held off, so a checkpoint is never half written."""
-    with signal_handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}):
-        return saver.save(sess, path, global_step=step)
-
-
-@contextlib.contextmanager
-def signal_handlers(handlers):
-    """Context: {signal: handler} installed (in the main thread only), then the previous back."""
-    previous = {}
-    try:
-        for signum, handler in handlers.items():
-            try:
-                previous[signum] = signal.signal(signum, handler)
-            except ValueError:   # not the main thread
-                pass
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt('signal {}'.format(signum))
-
-
 class Trainer(object):
     """The training loop and what it writes: the lecture's log lines, samples, events, checkpoints."""
 
@@ -768,19 +615,19 @@ class Trainer(object):
         if self.step:   # TensorBoard drops what an earlier run wrote after the checkpoint's step
             for writer in (self.writer, self.val_writer):
                 writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), self.step + 1)
-        # SIGTERM (kill, job schedulers) stops training as Ctrl-C does: save, then exit.
-        with signal_handlers({signal.SIGTERM: _interrupt}):
+        # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
+        # two steps and saves; a signal during a save waits for the save to finish.
+        with utils.stop_on_signals() as self.stop:
             try:
                 self.loop()
-            except KeyboardInterrupt:
-                self.step = sess.run(model.gstep)   # the interrupted sess.run may have finished
-                print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
-            else:
-                best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
-                    'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
-                        os.path.dirname(self.best_name)))
-                print('done at step {}: latest checkpoint {}{}'.format(
-                    self.step, tf.train.latest_checkpoint(self.model_dir), best))
+                if self.stop:
+                    print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
+                else:
+                    best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
+                        'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
+                            os.path.dirname(self.best_name)))
+                    print('done at step {}: latest checkpoint {}{}'.format(
+                        self.step, tf.train.latest_checkpoint(self.model_dir), best))
             finally:
                 self.writer.close()
                 self.val_writer.close()
@@ -792,8 +639,10 @@ class Trainer(object):
                                                                               int(self.step)]))
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
-        chars, train_time, loss_sum = 0, 0.0, 0.0   # since the last log line
-        while not cfg.steps or self.step < cfg.steps:
+        # Since the last log line. chars/s counts window positions (batch x window, padding
+        # included: what the graph computes), as bench/ does; the loss is per real target.
+        targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
+        while (not cfg.steps or self.step < cfg.steps) and not self.stop:
             t = time.time()
             batch = next(batches)
             iteration = self.step
@@ -807,28 +656,29 @@ class Trainer(object):
                 if 'check_numerics' not in str(e):
                     raise
                 raise UserError('NaN or Inf at step {}: {}; nothing saved, the latest checkpoint '
-                                'is {}'.format(iteration, _first_line(e),
+                                'is {}'.format(iteration, utils.first_line(e),
                                                tf.train.latest_checkpoint(self.model_dir)))
             batch_loss = results[0]
             self.step = iteration + 1
-            chars += num_targets(batch)
+            targets += num_targets(batch)
+            positions += batch.size
             loss_sum += batch_loss
             train_time += time.time() - t
             if summarize:
                 self.writer.add_summary(results[2], self.step)
-                self.writer.add_summary(scalar_summary(chars_per_sec=chars / train_time), self.step)
+                self.writer.add_summary(utils.scalar_summary(
+                    chars_per_sec=positions / max(train_time, 1e-9)), self.step)
             if (iteration + 1) % cfg.skip_step == 0:
                 # The lecture's two lines, then the loss per real character and the throughput.
-                per_char = loss_sum / max(chars, 1)
-                # One write, newline included: Ctrl-C cannot land between text and newline.
+                per_char = loss_sum / max(targets, 1)
                 print('Iter {}. \n    Loss {:.3f}. Time {:.3f}. Per char {:.4f} nats ({:.4f} bits), '
                       '{:,.0f} chars/s\n'.format(iteration, batch_loss, time.time() - start,
                                                  per_char, per_char / math.log(2),
-                                                 chars / max(train_time, 1e-9)),
+                                                 positions / max(train_time, 1e-9)),
                       end='', flush=True)
-                chars, train_time, loss_sum = 0, 0.0, 0.0
+                targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
                 start = time.time()
-            if cfg.sample_every and self.step % cfg.sample_every == 0:
+            if cfg.sample_every and self.step % cfg.sample_every == 0 and not self.stop:
                 self.print_samples()
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 self.validate()
@@ -850,18 +700,18 @@ class Trainer(object):
         if not self.val_batches:
             return
         val_loss = evaluate(self.sess, self.model, self.val_batches)
-        self.val_writer.add_summary(scalar_summary(loss_per_char=val_loss), self.step)
+        self.val_writer.add_summary(utils.scalar_summary(loss_per_char=val_loss), self.step)
         improved = val_loss < self.best
         if improved:
             self.best = val_loss
             self.sess.run(self.set_best, {self.new_best: val_loss})
-            save(self.best_saver, self.sess, self.best_name, self.step)
+            self.best_saver.save(self.sess, self.best_name, global_step=self.step)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
 
     def save_latest(self):
-        return save(self.saver, self.sess, self.checkpoint_name, self.step)
+        return self.saver.save(self.sess, self.checkpoint_name, global_step=self.step)
 
 
 def train(args, cfg):
@@ -873,6 +723,9 @@ def train(args, cfg):
                         'checkpoint of this script'.format(model_dir, CONFIG_FILE))
     lines = read_corpus_lines(args.data)
     vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, model_dir, lines)
+    validation = validation_settings(args, cfg)
+    if stored is not None:
+        check_same_validation(stored, validation, model_dir)
     corpus = Corpus(lines, vocab, cfg.window, args.val_frac, args.seed, args.data)
     print(corpus.describe(args.data, vocab_source))
     print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
@@ -884,16 +737,38 @@ def train(args, cfg):
         with tf.Session(config=utils.session_config(args.threads)) as sess:
             sess.run(tf.global_variables_initializer())
             if ckpt:
-                restore(sess, trainer.saver, ckpt)
+                utils.restore(sess, trainer.saver, ckpt)
                 step, best = sess.run([model.gstep, model.best_val_loss])
                 print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
                       else ', best validation loss {:.4f} nats/char'.format(best)))
             if stored is None:
                 write_stored_config(model_dir, {
                     'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
-                    'hidden_sizes': hidden_sizes, 'data': args.data, 'seed': args.seed,
-                    'val_frac': args.val_frac})
+                    'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation})
             return trainer.train(sess)
+
+
+def validation_settings(args, cfg):
+    """What decides the validation loss: the data, the held-out lines, the windows evaluated."""
+    return {'data_sha256': utils.sha256_of(args.data), 'seed': args.seed,
+            'val_frac': args.val_frac, 'window': cfg.window,
+            'windows_evaluated': cfg.batch_size * cfg.eval_batches}
+
+
+def check_same_validation(stored, validation, model_dir):
+    """Fix: a resumed run on other data, --seed, --val-frac, --window or validation batches
+    measured another validation set against the stored best loss. One clear error instead."""
+    old = stored.get('validation')
+    if old is None:   # written before validation settings were stored: the flags it had
+        old = {key: stored[key] for key in ('seed', 'val_frac') if key in stored}
+    def short(value):   # a checksum's first 12 digits tell it apart
+        return value[:12] if isinstance(value, str) else value
+    changed = ['{} {} (now {})'.format(key, short(old[key]), short(validation[key]))
+               for key in sorted(old) if key in validation and old[key] != validation[key]]
+    if changed:
+        raise UserError('{} was trained with another validation set: {}; its best validation '
+                        'loss would not compare. Resume with the same data and flags, or use '
+                        'another --model'.format(model_dir, ', '.join(changed)))
 
 
 # ---------------------------------------------------------------------------
@@ -916,7 +791,7 @@ def sample(args, cfg):
         model = build_model(vocab, hidden_sizes, args, cfg)
         saver = tf.train.Saver()
         with tf.Session(config=utils.session_config(args.threads)) as sess:
-            restore(sess, saver, ckpt)
+            utils.restore(sess, saver, ckpt)
             for sentence in model.generate(sess, primes, cfg.len_generated):
                 print(sentence)
     return 0

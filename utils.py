@@ -9,17 +9,22 @@ data download and parsing.
 """
 from __future__ import print_function
 
+import argparse
 import contextlib
+import glob
 import gzip
 import hashlib
+import http.client
+import json
 import os
 import random
-import socket
+import signal
 import struct
 import sys
 import tempfile
 import time
 import zlib
+from urllib.request import urlopen
 
 # Quiet TensorFlow's start-up noise before it is imported, as the lecture does.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -96,12 +101,184 @@ def run_main(main, argv=None):
         return 130
 
 
+class StopRequest(object):
+    """Truthy once SIGINT or SIGTERM arrived; .signum is the first one's number."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __bool__(self):
+        return self.signum is not None
+    __nonzero__ = __bool__
+
+    @property
+    def name(self):
+        return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}.get(self.signum, 'a signal')
+
+
+@contextlib.contextmanager
+def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Context: Ctrl-C and SIGTERM set the yielded StopRequest instead of interrupting.
+
+    The training loops of both scripts check it between two steps, then save and exit 0.
+    Nothing is ever cut in half: a signal that arrives mid-step, mid-save (a second Ctrl-C
+    included) or between updating the best loss and saving it only sets the flag, which
+    the loop sees at its next check. Outside the context (data loading, graph building:
+    nothing to save yet) Ctrl-C interrupts as usual. Off the main thread, where Python
+    cannot install handlers, the signals stay as they are.
+    """
+    stop = StopRequest()
+
+    def request(signum, frame):
+        if stop.signum is None:
+            stop.signum = signum
+
+    previous = {}
+    try:
+        for signum in signums:
+            try:
+                previous[signum] = signal.signal(signum, request)
+            except ValueError:   # not the main thread
+                break
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def session_config(threads=0):
     """ConfigProto with GPU memory growth (as the notebook) and thread counts (0 = TF decides)."""
     config = tf.ConfigProto(intra_op_parallelism_threads=threads,
                             inter_op_parallelism_threads=threads)
     config.gpu_options.allow_growth = True
     return config
+
+
+# ---------------------------------------------------------------------------
+# Command lines, checkpoints and summaries (both scripts).
+# ---------------------------------------------------------------------------
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default unless it is None or a switch (their help says what happens)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super(HelpFormatter, self)._get_help_string(action)
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError('must be a positive integer, not {}'.format(text))
+    return value
+
+
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError('must be 0 or more, not {}'.format(text))
+    return value
+
+
+def window(text):
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError('must be 2 or more, not {}'.format(text))
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError('must be positive, not {}'.format(text))
+    return value
+
+
+def probability(text):
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError('must be in (0, 1], not {}'.format(text))
+    return value
+
+
+def fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError('must be in [0, 1), not {}'.format(text))
+    return value
+
+
+def int_list(text):
+    try:
+        sizes = [int(s) for s in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected sizes like 128,256, not {}'.format(text))
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError('expected positive sizes like 128,256, not {}'.format(text))
+    return sizes
+
+
+def first_line(error):
+    """The first line of an exception's message (TensorFlow's run on for pages)."""
+    text = getattr(error, 'message', None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def latest_checkpoint(folder, prefix):
+    """The latest checkpoint's path prefix in folder, None if there is none.
+
+    TensorFlow ignores a bad state file ('checkpoint'), so training would start over and
+    overwrite: where checkpoint files named prefix-* exist, that is a UserError instead.
+    """
+    state_file = os.path.join(folder, 'checkpoint')
+    try:
+        path = tf.train.latest_checkpoint(folder)
+    except (tf.errors.OpError, ValueError) as e:
+        path, reason = None, first_line(e)
+    else:
+        reason = 'corrupt, or naming missing files'
+    if path is None and glob.glob(os.path.join(folder, prefix + '-*.index')):
+        raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
+            folder, state_file, reason))
+    return path
+
+
+def restore(sess, saver, path):
+    """saver.restore after checking that the checkpoint holds the graph's variables."""
+    try:
+        shapes = dict(tf.train.list_variables(path))
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
+    for var in tf.global_variables():
+        name = var.op.name
+        if name not in shapes:
+            raise UserError('checkpoint {} is not of this model: it has no variable {}'.format(
+                path, name))
+        if list(shapes[name]) != var.shape.as_list():
+            raise UserError('checkpoint {} is of a different model shape or vocabulary: {} is {} '
+                            'there, {} here'.format(path, name, list(shapes[name]),
+                                                    var.shape.as_list()))
+    try:
+        saver.restore(sess, path)
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
+
+
+def write_json(path, value):
+    """json.dump to path atomically (a temporary file renamed over it)."""
+    safe_mkdir(os.path.dirname(path))
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        json.dump(value, f, ensure_ascii=False, indent=1)
+        f.write('\n')
+    os.replace(path + '.tmp', path)
+
+
+def scalar_summary(*tags_and_values, **values):
+    """A tf.Summary of scalars built in Python (no summary ops in the graph)."""
+    pairs = list(tags_and_values) + sorted(values.items())
+    return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
+                             for tag, value in pairs])
 
 
 # ---------------------------------------------------------------------------
@@ -144,14 +321,16 @@ class LayerNormBasicLSTMCell(tf.nn.rnn_cell.RNNCell):
     Same arguments and defaults, same math (contrib.layers.layer_norm included:
     moments over the units, epsilon 1e-12) and the same variable names
     (kernel; input|transform|forget|output|state/gamma|beta; bias only without
-    layer_norm), so checkpoints move between the stacks. Runs on TF 1.15 as well,
+    layer_norm), so checkpoints move between the stacks. One addition: `epsilon`, the
+    variance epsilon of the float32 norms (contrib hard-codes 1e-12; a larger one cures
+    the NaN of mnist_rnn.py's blank rows at its cause). Runs on TF 1.15 as well,
     where tests/test_ln_port.py checks it against contrib's cell; on TF2 it is
     rnn.LayerNormBasicLSTMCell.
     """
 
     def __init__(self, num_units, forget_bias=1.0, input_size=None, activation=tf.tanh,
                  layer_norm=True, norm_gain=1.0, norm_shift=0.0, dropout_keep_prob=1.0,
-                 dropout_prob_seed=None, reuse=None):
+                 dropout_prob_seed=None, reuse=None, epsilon=LAYER_NORM_EPSILON):
         super(LayerNormBasicLSTMCell, self).__init__(_reuse=reuse)
         if input_size is not None:
             tf.logging.warn('%s: The input_size parameter is deprecated.', self)
@@ -164,6 +343,7 @@ class LayerNormBasicLSTMCell(tf.nn.rnn_cell.RNNCell):
         self._norm_gain = norm_gain
         self._norm_shift = norm_shift
         self._reuse = reuse
+        self._epsilon = epsilon   # float32's; float16 always uses 1e-3, as contrib
 
     @property
     def state_size(self):
@@ -182,7 +362,7 @@ class LayerNormBasicLSTMCell(tf.nn.rnn_cell.RNNCell):
             beta = tf.get_variable('beta', shape=shape, dtype=dtype,
                                    initializer=tf.constant_initializer(self._norm_shift))
             mean, variance = tf.nn.moments(inp, [1], keep_dims=True)
-            epsilon = 1e-3 if dtype == tf.float16 else LAYER_NORM_EPSILON
+            epsilon = 1e-3 if dtype == tf.float16 else self._epsilon
             return tf.nn.batch_normalization(inp, mean, variance, offset=beta, scale=gamma,
                                              variance_epsilon=epsilon)
 
@@ -428,51 +608,79 @@ def download(url, dest, sha256, timeout=30, progress_min_bytes=1 << 20, out=None
 
     Atomic: the bytes go to a temporary file beside dest, are checked against
     sha256, then renamed; nothing partial is ever left at dest. Progress is
-    shown for files of progress_min_bytes or more. Any failure is a DownloadError (a UserError).
+    shown for files of progress_min_bytes or more. Any failure is a DownloadError (a UserError)
+    that tells a network problem from a local one (a full disk, a folder that cannot be made).
     """
-    from urllib.error import URLError
-    from urllib.request import urlopen
     if os.path.isfile(dest) and sha256_of(dest) == sha256:
         return dest
     out = out or sys.stderr
     folder = os.path.dirname(os.path.abspath(dest))
-    safe_mkdir(folder)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(dest) + '.', suffix='.part')
+    tmp = None
     try:
+        safe_mkdir(folder)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(dest) + '.',
+                                   suffix='.part')
         digest = hashlib.sha256()
-        try:
-            with os.fdopen(fd, 'wb') as f, contextlib.closing(urlopen(url, timeout=timeout)) as r:
-                total = int(r.headers.get('Content-Length') or 0)
-                done, last_shown = 0, 0.0
-                for block in iter(lambda: r.read(1 << 16), b''):
-                    f.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    if total >= progress_min_bytes and time.time() - last_shown > 0.5:
-                        out.write('\rdownloading {} {:5.1f}% of {:.1f} MB'.format(
-                            os.path.basename(dest), 100.0 * done / total, total / 1e6))
-                        out.flush()
-                        last_shown = time.time()
-                if total >= progress_min_bytes:
-                    out.write('\rdownloading {} done ({:.1f} MB)\n'.format(
-                        os.path.basename(dest), done / 1e6))
-                if total and done != total:
-                    raise DownloadError('download of {} stopped after {} of {} bytes'.format(
-                        url, done, total))
-        except (URLError, socket.timeout, ConnectionError, OSError) as e:
-            problem = 'cannot download {} ({})'.format(url, getattr(e, 'reason', e))
-            raise DownloadError('{}; offline? put the file at {} yourself'.format(problem, dest),
-                                problem)
+        with os.fdopen(fd, 'wb') as f, contextlib.closing(_open_url(url, dest, timeout)) as r:
+            total = int(r.headers.get('Content-Length') or 0)
+            done, last_shown = 0, 0.0
+            for block in _read_blocks(r, url, dest):
+                f.write(block)
+                digest.update(block)
+                done += len(block)
+                if total >= progress_min_bytes and time.time() - last_shown > 0.5:
+                    out.write('\rdownloading {} {:5.1f}% of {:.1f} MB'.format(
+                        os.path.basename(dest), 100.0 * done / total, total / 1e6))
+                    out.flush()
+                    last_shown = time.time()
+            if total >= progress_min_bytes:
+                out.write('\rdownloading {} done ({:.1f} MB)\n'.format(
+                    os.path.basename(dest), done / 1e6))
+            if total and done != total:
+                raise DownloadError('download of {} stopped after {} of {} bytes'.format(
+                    url, done, total))
         got = digest.hexdigest()
         if got != sha256:
             raise DownloadError('checksum mismatch for {}: expected sha256 {}, got {}'.format(
                 url, sha256, got))
         os.replace(tmp, dest)
         tmp = None
+    except OSError as e:   # the network's errors are DownloadErrors by now: this one is local
+        problem = 'cannot write {} ({})'.format(tmp or dest, e.strerror or e)
+        raise DownloadError('{}; free some space or pick another folder'.format(problem), problem)
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return dest
+
+
+# URLError, timeouts and resets are OSErrors; a malformed response is an HTTPException.
+_NETWORK_ERRORS = (OSError, ValueError, http.client.HTTPException)
+
+
+def _network_error(url, dest, error):
+    if isinstance(error, http.client.HTTPException):
+        error = '{}: {}'.format(type(error).__name__, error)
+    problem = 'cannot download {} ({})'.format(url, getattr(error, 'reason', error))
+    return DownloadError('{}; offline? put the file at {} yourself'.format(problem, dest), problem)
+
+
+def _open_url(url, dest, timeout):
+    try:
+        return urlopen(url, timeout=timeout)
+    except _NETWORK_ERRORS as e:
+        raise _network_error(url, dest, e)
+
+
+def _read_blocks(response, url, dest, size=1 << 16):
+    while True:
+        try:
+            block = response.read(size)
+        except _NETWORK_ERRORS as e:
+            raise _network_error(url, dest, e)
+        if not block:
+            return
+        yield block
 
 
 # IDX (the MNIST file format): magic 0x00 0x00 <type> <ndim>, then ndim big-endian

@@ -1,23 +1,27 @@
-"""Lecture sampling against softmax sampling, on a trained char_rnn.py checkpoint.
+"""What char_rnn.py's samples look like, by sampling formula and temperature, on a checkpoint.
 
-The lecture draws from multinomial(exp(logits / T)), i.e. probabilities proportional to
-exp(exp(logits / T)); standard temperature sampling draws from softmax(logits / T). For
-each, this generates samples from the lecture's seeds and reports:
+For each (formula, temperature) it generates from the lecture's seeds and measures, over
+all generated characters:
 
-  - distinct bigrams: distinct character bigrams / all bigrams in the generated text
-    (low: repetitive);
-  - model NLL: the model's own negative log-likelihood of the generated characters,
-    nats per character at T = 1 (low: the model finds the text likely, which greedy,
-    repetitive text is);
-  - the most repeated 8-character string's share of the generated text.
+  - rare chars: the share of characters that are rare in the corpus (each under 0.05% of
+    it), against their share of the corpus itself: noise shows here first;
+  - model < 1%: the share of characters to which the model itself (at T = 1) gave under 1%
+    probability where they were drawn, against the same share of the held-out lines;
+  - model NLL: the model's negative log-likelihood of its samples, nats per character;
+    sampling at T = 1 from the model matches its validation loss.
 
-    python bench/sampling.py --checkpoint-dir checkpoints --model trump_tweets \
-        [--temperature 1.5] [--rounds 3] [--length 200]
+softmax is p ~ exp(logits / T), char_rnn.py's default; lecture is the lecture's literal
+multinomial(exp(logits / T)), p ~ exp(exp(logits / T)). The table and a sample of each row
+go to bench/results/sampling-<stack>.md (the command that made it is written there too).
+
+    python char_rnn.py --data ../shared/data/trump_tweets.txt --steps 5000
+    python bench/sampling.py --data ../shared/data/trump_tweets.txt
 """
 from __future__ import print_function
 
 import argparse
 import collections
+import datetime
 import os
 import sys
 
@@ -28,32 +32,33 @@ import char_rnn  # noqa: E402
 import utils  # noqa: E402
 from utils import tf  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RARE = 0.0005        # a character is rare when it is under 0.05% of the corpus
+UNLIKELY = 0.01      # the model gives it under 1% probability
+ROWS = [('softmax', 0.5), ('softmax', 0.7), ('softmax', 0.8), ('softmax', 0.9),
+        ('softmax', 1.0), ('softmax', 1.5), ('lecture', 1.0), ('lecture', 1.5)]
 
-def generated_stats(model, sess, vocab, seeds, texts):
-    """(distinct bigram share, model NLL nats/char, top 8-gram share) of the generated parts."""
-    generated = [text[len(seed):] for seed, text in zip(seeds, texts)]
-    bigrams = [g[i:i + 2] for g in generated for i in range(len(g) - 1)]
-    grams8 = collections.Counter(g[i:i + 8] for g in generated for i in range(len(g) - 7))
-    top8 = grams8.most_common(1)[0][1] * 8.0 / max(1, sum(len(g) for g in generated))
-    # NLL of each generated character given everything before it (seed included),
-    # minus the seed's own characters.
-    rows = [utils.vocab_encode(t, vocab) for t in texts]
-    seed_rows = [utils.vocab_encode(s, vocab) for s in seeds]
-    feed_all = {model.seq: char_rnn.pad(rows), model.temp: 1.0}
-    feed_seed = {model.seq: char_rnn.pad(seed_rows), model.temp: 1.0}
-    loss_all, n_all = sess.run([model.loss, model.num_targets], feed_all)
-    loss_seed, n_seed = sess.run([model.loss, model.num_targets], feed_seed)
-    nll = (loss_all - loss_seed) / (n_all - n_seed)
-    return len(set(bigrams)) / float(len(bigrams)), nll, top8
+
+def target_probabilities(sess, model, batch):
+    """The model's probability (T = 1) of each next character of the rows of batch:
+    [rows, width - 1], meaningful where the target is not padding."""
+    logits = sess.run(model.logits, {model.seq: batch}).astype(np.float64)
+    logits -= logits.max(axis=-1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    targets = np.asarray(batch)[:, 1:]
+    return np.take_along_axis(probs[:, :-1], np.maximum(targets - 1, 0)[..., None], -1)[..., 0]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data', default=char_rnn.DEFAULT_DATA, help='the corpus the model trained on')
     p.add_argument('--checkpoint-dir', default='checkpoints')
     p.add_argument('--model', default='trump_tweets')
-    p.add_argument('--temperature', type=float, default=1.5)
+    p.add_argument('--rounds', type=int, default=40, help='batches of the seeds per row')
     p.add_argument('--length', type=int, default=200)
-    p.add_argument('--rounds', type=int, default=3, help='batches of the 11 seeds per sampling')
+    p.add_argument('--out', default=None,
+                   help='markdown file (default: bench/results/sampling-<stack>.md)')
     args = p.parse_args(argv)
     model_dir = os.path.join(args.checkpoint_dir, args.model)
     stored = char_rnn.read_stored_config(model_dir)
@@ -61,26 +66,63 @@ def main(argv=None):
     if not ckpt or not stored:
         raise utils.UserError('no checkpoint in {}'.format(model_dir))
     vocab, sizes = stored['vocab'], stored['hidden_sizes']
+    lines = utils.read_lines(args.data)
+    counts = collections.Counter(''.join(lines))
+    total = float(sum(counts[ch] for ch in vocab))
+    rare = {ch for ch in vocab if counts[ch] / total < RARE}
+    corpus_rare = sum(counts[ch] for ch in rare) / total
+    validation = stored.get('validation', {})
+    corpus = char_rnn.Corpus(lines, vocab, 50, validation.get('val_frac', 0.05),
+                             validation.get('seed', 0))
     seeds = char_rnn.default_seeds(vocab)
-    print('checkpoint {}, T = {}, {} x {} samples of {} characters ({})'.format(
-        ckpt, args.temperature, args.rounds, len(seeds), args.length, utils.STACK))
-    print('| sampling | distinct bigrams | model NLL (nats/char) | top 8-gram share |')
-    print('|---|---|---|---|')
-    for sampling in ('lecture', 'softmax'):
-        cargs = char_rnn.parse_args(['--sampling', sampling, '--temperature',
-                                     str(args.temperature), '--seed', '0'])
+    rows = []
+    for sampling, temperature in ROWS:
+        cargs = char_rnn.parse_args(['--sampling', sampling, '--seed', '0'])
         cfg = char_rnn.make_config(cargs)
         with tf.Graph().as_default():
             model = char_rnn.build_model(vocab, sizes, cargs, cfg)
             with tf.Session(config=utils.session_config()) as sess:
                 char_rnn.restore(sess, tf.train.Saver(), ckpt)
-                texts, all_seeds = [], []
+                step = sess.run(model.gstep)
+                if not rows:
+                    held_out = np.concatenate([target_probabilities(sess, model, batch)[
+                        batch[:, 1:] > 0] for batch in corpus.val.fixed_batches(64)])
+                texts, probs = [], []
                 for _ in range(args.rounds):
-                    texts += model.generate(sess, seeds, args.length)
-                    all_seeds += seeds
-                distinct, nll, top8 = generated_stats(model, sess, vocab, all_seeds, texts)
-        print('| {} | {:.1%} | {:.2f} | {:.1%} |'.format(sampling, distinct, nll, top8))
-        print('|   e.g. | {} |'.format(texts[0][:100].replace('|', '/')), file=sys.stderr)
+                    batch = model.generate(sess, seeds, args.length, temperature=temperature)
+                    picked = target_probabilities(sess, model, char_rnn.pad(
+                        [utils.vocab_encode(text, vocab) for text in batch]))
+                    # The generated characters' targets: after each seed's last character.
+                    probs += [row[len(seed) - 1:len(seed) - 1 + args.length]
+                              for row, seed in zip(picked, seeds)]
+                    texts += batch
+                probs = np.concatenate(probs)
+        generated = ''.join(t[len(s):] for t, s in zip(texts, seeds * args.rounds))
+        rows.append((sampling, temperature, sum(ch in rare for ch in generated) / len(generated),
+                     float(np.mean(probs < UNLIKELY)), float(-np.mean(np.log(probs))), texts[0]))
+        print('{} T={}: rare {:.2%}, model<1% {:.2%}, NLL {:.2f}'.format(*rows[-1][:5]))
+    out = args.out or os.path.join(ROOT, 'bench', 'results', 'sampling-{}.md'.format(utils.STACK))
+    command = 'python bench/sampling.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    with open(out, 'w', encoding='utf-8') as f:
+        f.write('# Sampling: formula and temperature ({})\n\n'.format(utils.STACK))
+        f.write('Written by `{}` on {}, checkpoint `{}` (step {}, held-out loss {:.3f} nats/char '
+                'by this measure). {} x {} seeds x {} characters per row.\n\n'.format(
+                    command.strip(), datetime.date.today(), os.path.relpath(ckpt, ROOT), step,
+                    float(-np.mean(np.log(held_out))), args.rounds, len(seeds), args.length))
+        f.write('| sampling | T | rare chars | model < 1% | model NLL (nats/char) |\n'
+                '|---|--:|--:|--:|--:|\n')
+        f.write('| (corpus / held-out lines) | | {:.2%} | {:.2%} | {:.3f} |\n'.format(
+            corpus_rare, float(np.mean(held_out < UNLIKELY)), float(-np.mean(np.log(held_out)))))
+        for sampling, temperature, rare_share, unlikely, nll, _ in rows:
+            f.write('| {} | {} | {:.2%} | {:.2%} | {:.3f} |\n'.format(
+                sampling, temperature, rare_share, unlikely, nll))
+        f.write('\nrare chars: characters each under {:.2%} of the corpus ({} of {}: {}). '
+                'model < 1%: drawn where the model gave them under 1%.\n\n'
+                'The first sample of each row:\n\n'.format(
+                    RARE, len(rare), len(vocab), ''.join(sorted(rare)).replace('|', '/')))
+        for sampling, temperature, _, _, _, text in rows:
+            f.write('- {} T={}: `{}`\n'.format(sampling, temperature, text.replace('`', "'")))
+    print('wrote', os.path.relpath(out, ROOT))
     return 0
 
 

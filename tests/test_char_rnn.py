@@ -127,6 +127,25 @@ def test_one_hot_depth_fix_last_char_is_not_padding():
     assert sess.run(model.loss, {model.seq: [[1, 3]]}) > 0
 
 
+def _gradients(model, sess, batch):
+    with sess.graph.as_default():
+        grads = tf.gradients(model.loss, tf.trainable_variables())
+    return sess.run(grads, {model.seq: batch})
+
+
+def test_padding_gets_exactly_zero_gradient():
+    """A padded batch trains exactly as its rows without the padding, to the gradient."""
+    model, sess = make_model('abcdefg', (8, 8), seed=1)
+    short, full = [1, 5, 2, 7, 3], [2, 2, 6, 1, 4, 3, 5, 7, 1]
+    padded = _gradients(model, sess, [short + [0] * 4, full])
+    alone = [a + b for a, b in zip(_gradients(model, sess, [short]),
+                                   _gradients(model, sess, [full]))]
+    for got, want in zip(padded, alone):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # A row that is all padding but its first character has no target: no gradient at all.
+    assert all(not np.any(g) for g in _gradients(model, sess, [[3, 0, 0, 0]]))
+
+
 def test_first_loss_per_char_is_about_ln_vocab_size():
     vocab = char_rnn.TRUMP_VOCAB
     model, sess = make_model(vocab, (16, 16))
@@ -152,6 +171,10 @@ def test_learning_rate_decay_clip_and_dropout_flags():
     model, sess = make_model('abcd', lr=0.1, lr_decay=0.5, decay_steps=2, clip=0.01,
                              keep_prob=0.5)
     feed = {model.seq: [[1, 2, 3, 4, 1, 2]]}
+    # The update applies the clipped gradients: global norm 0.01, from a larger one.
+    applied, norm = sess.run([[g for g, _ in model.grads_and_vars], model.grad_norm], feed)
+    assert norm > 0.05
+    assert np.sqrt(sum(np.sum(np.square(g)) for g in applied)) == pytest.approx(0.01, rel=1e-4)
     for _ in range(4):
         sess.run(model.opt, feed)
     assert sess.run(model.learning_rate) == pytest.approx(0.025)
@@ -171,6 +194,55 @@ def test_generation_has_the_requested_length_in_vocabulary_chars(sampling):
         assert set(sentence) <= set(vocab)
     online = model.online_infer(sess, ['T'], 9)
     assert len(online[0]) == 10 and set(online[0]) <= set(vocab)
+
+
+def _draw_frequencies(logits, temperature, sampling, draws=40000):
+    """Frequencies of the ids sample_ids draws from one row of logits."""
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.set_random_seed(0)
+        ids = char_rnn.sample_ids(tf.constant([logits] * draws, tf.float32), temperature,
+                                  sampling)
+        drawn = sess.run(ids)
+    assert drawn.min() >= 1 and drawn.max() <= len(logits)   # ids, 0 is padding
+    return np.bincount(drawn - 1, minlength=len(logits)) / float(draws)
+
+
+def _exact(logits, temperature, sampling):
+    """The distribution in extended precision: softmax(z), or the lecture's exp(exp(z))."""
+    z = np.asarray(logits, np.longdouble) / np.longdouble(temperature)
+    if sampling == 'lecture':
+        z = np.exp(z)
+    p = np.exp(z - z.max())
+    return (p / p.sum()).astype(np.float64)
+
+
+# A trained model's row: a few likely characters, the rest very unlikely.
+TRAINED_LIKE = [1.0, 0.5, 0.2, 2.0] + [-8.0] * 28
+
+
+@pytest.mark.parametrize('temperature', [0.05, 0.2, 1.0, 1.5, 5.0])
+@pytest.mark.parametrize('logits', [[1.0, 2.0, 300.0], TRAINED_LIKE])
+def test_lecture_sampling_draws_exp_exp_at_any_temperature(logits, temperature):
+    """exp(logits / T) overflowed past 88: the most likely character became impossible."""
+    want = _exact(logits, temperature, 'lecture')
+    with tf.Graph().as_default(), tf.Session() as sess:
+        probs = sess.run(tf.nn.softmax(char_rnn.lecture_logits(
+            tf.constant([logits], tf.float32), temperature)))[0]
+    np.testing.assert_allclose(probs, want, atol=1e-6)
+    got = _draw_frequencies(logits, temperature, 'lecture')
+    assert np.abs(got - want).sum() / 2 < 0.015   # total variation, 40,000 draws
+
+
+@pytest.mark.parametrize('temperature', [0.2, 0.8, 1.5])
+def test_default_sampling_draws_softmax_of_logits_over_temperature(temperature):
+    default = char_rnn.parse_args([]).sampling
+    got = _draw_frequencies(TRAINED_LIKE, temperature, default)
+    want = _exact(TRAINED_LIKE, temperature, 'softmax')
+    assert np.abs(got - want).sum() / 2 < 0.015
+    # The lecture's formula gives every very unlikely character a weight of about e^0 = 1:
+    # uniform noise, here 20 times the model's own probability for them at the same temperature.
+    lecture, softmax = _exact(TRAINED_LIKE, 1.5, 'lecture'), _exact(TRAINED_LIKE, 1.5, 'softmax')
+    assert lecture[4:].sum() > 0.3 and lecture[4:].sum() > 15 * softmax[4:].sum()
 
 
 def test_in_graph_generation_draws_as_the_lectures_loop():
@@ -260,13 +332,10 @@ def test_log_lines_and_resume_restore_step_vocabulary_and_best(trained, tmp_path
     stored = (model_dir / 'config.json').read_text(encoding='utf-8')
     best = tf.train.load_variable(str(model_dir / 'char-rnn-6'), 'best_val_loss')
     assert np.isfinite(best)
-    # New characters in the data: the checkpoint's vocabulary stays, they are dropped.
-    more = write_corpus(tmp_path / 'more.txt', extra=' ZQ~')
-    code, out, err = run(tiny_args(tmp_path, more, '--vocab', 'auto', steps=9), capsys)
+    code, out, err = run(tiny_args(tmp_path, data, '--vocab', 'auto', steps=9), capsys)
     assert code == 0, err
     assert 'resumed from {} at step 6, best validation loss {:.4f}'.format(
         model_dir / 'char-rnn-6', best) in out
-    assert re.search(r"outside it dropped, most frequent: .*'~' 120", out)
     iters = [int(n) for n in re.findall(r'^Iter (\d+)\. $', out, re.M)]
     assert iters == [6, 7, 8]
     assert len(re.findall(r'^    Loss [\d.]+\. Time [\d.]+\. Per char [\d.]+ nats \([\d.]+ bits\), '
@@ -282,6 +351,25 @@ def test_log_lines_and_resume_restore_step_vocabulary_and_best(trained, tmp_path
     assert len(glob.glob(str(model_dir / 'char-rnn-*.index'))) == 3
     code, out, _ = run(tiny_args(tmp_path, data, steps=9), capsys)
     assert code == 0 and 'step 9 already reached' in out
+
+
+@pytest.mark.parametrize('change', ['data', '--seed', '--val-frac', '--window'])
+def test_resume_refuses_another_validation_set(change, trained, tmp_path, capsys):
+    """The stored best validation loss only compares on the same held-out windows."""
+    data = copy_trained(trained, tmp_path)
+    extra = []
+    if change == 'data':
+        data = write_corpus(tmp_path / 'more.txt', seed=1)
+    else:
+        extra = [change, {'--seed': '1', '--val-frac': '0.2', '--window': '12'}[change]]
+    before = files_state(tmp_path / 'ckpt')
+    code, out, err = run(tiny_args(tmp_path, data, *extra, steps=9), capsys)
+    assert code == 2 and 'Iter' not in out
+    key = {'data': 'data_sha256', '--seed': 'seed', '--val-frac': 'val_frac',
+           '--window': 'window'}[change]
+    assert re.match(r'__main__\.py: error: \S+ was trained with another validation set: ' + key
+                    + r' \S+ \(now \S+\); .*another --model$', err.strip()), err
+    assert files_state(tmp_path / 'ckpt') == before
 
 
 def test_sample_from_checkpoint(trained, tmp_path, capsys):
@@ -341,6 +429,62 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_that_loads_and_resumes(signum, tmp
     assert code == 0, err
     assert 'resumed from {} at step {}'.format(path, step) in out
     assert re.findall(r'^Iter (\d+)\. $', out, re.M) == [str(step), str(step + 1)]
+
+
+@pytest.mark.parametrize('signals', [[signal.SIGINT], [signal.SIGTERM],
+                                     [signal.SIGINT, signal.SIGINT]])
+def test_a_signal_during_a_save_is_deferred_not_lost(signals, tmp_path, capsys, monkeypatch):
+    """Ctrl-C or SIGTERM (twice even) while the checkpoint at step 3 is written: the save
+    completes, then the run stops there, exit 0, and resumes from it."""
+    data = write_corpus(tmp_path / 'corpus.txt')
+    original = tf.train.Saver.save
+    sent = []
+
+    def save_while_signalled(saver, sess, path, *args, **kwargs):
+        if not sent and 'best' not in path:
+            for signum in signals:
+                os.kill(os.getpid(), signum)   # handled here, before the save runs
+            sent.append(True)
+        return original(saver, sess, path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.Saver, 'save', save_while_signalled)
+    code, out, err = run(tiny_args(tmp_path, data, steps=12), capsys)
+    assert code == 0 and 'Traceback' not in err, err
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    assert re.search(r'^interrupted at step 3: saved \S+char-rnn-3$', out, re.M), out
+    assert re.findall(r'^Iter (\d+)\. $', out, re.M) == ['0', '1', '2']
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith('char-rnn-3')
+    assert tf.train.load_variable(str(model_dir / 'char-rnn-3'), 'global_step') == 3
+    monkeypatch.undo()
+    code, out, err = run(tiny_args(tmp_path, data, steps=5), capsys)
+    assert code == 0 and 'resumed from {} at step 3'.format(model_dir / 'char-rnn-3') in out
+
+
+def test_half_or_more_held_out_of_one_line_still_trains(tmp_path):
+    """--val-frac 0.6 of a single line left no training line: batches looped forever."""
+    data = tmp_path / 'one.txt'
+    data.write_text('Make America great again, the only line\n', encoding='utf-8')
+    proc = subprocess.run([sys.executable, SCRIPT] + tiny_args(tmp_path, data, '--val-frac', '0.6',
+                                                               steps=4),
+                          cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '0 validation windows from 0 lines' in proc.stdout
+    assert re.search(r'^done at step 4', proc.stdout, re.M)
+
+
+def test_best_holds_the_lowest_validation_loss(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(tiny_args(tmp_path, data, '--lr', '0.05', '--eval-every', '2',
+                                   '--sample-every', '0', steps=16), capsys)
+    assert code == 0, err
+    losses = [float(x) for x in re.findall(r'^    Validation loss ([\d.]+) nats', out, re.M)]
+    assert len(losses) == 8
+    best_step = 2 * (int(np.argmin(losses)) + 1)
+    assert best_step < 16, 'uninformative: the best is also the latest ({})'.format(losses)
+    best = tf.train.latest_checkpoint(str(tmp_path / 'ckpt' / 'trump_tweets' / 'best'))
+    assert tf.train.load_variable(best, 'global_step') == best_step
+    assert tf.train.load_variable(best, 'best_val_loss') == pytest.approx(min(losses), abs=1e-4)
 
 
 # ---------------------------------------------------------------------------

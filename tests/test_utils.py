@@ -6,13 +6,15 @@ import hashlib
 import http.server
 import os
 import random
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 import utils
-from conftest import write_idx
+from conftest import ROOT, write_idx
 from utils import tf
 
 VOCAB = "abc d'é📈"
@@ -158,10 +160,18 @@ def test_read_lines_missing_file_and_directory(tmp_path):
         utils.read_lines(str(tmp_path))
 
 
-def test_read_lines_is_utf8_whatever_the_locale(tmp_path, monkeypatch):
+def test_read_lines_is_utf8_whatever_the_locale(tmp_path):
+    """In a process whose preferred encoding is ASCII (C locale, no UTF-8 mode or coercion)."""
     path = write_text(tmp_path, "é📈\n")
-    monkeypatch.setenv('LC_ALL', 'C')
-    assert utils.read_lines(path) == ["é📈"]
+    env = dict(os.environ, LC_ALL='C', LANG='C', PYTHONUTF8='0', PYTHONCOERCECLOCALE='0',
+               PYTHONIOENCODING='utf-8')
+    code = ('import locale, sys; sys.path.insert(0, {!r}); import utils; '
+            'print(locale.getpreferredencoding(False)); '
+            'print(ascii(utils.read_lines({!r})))').format(ROOT, path)
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout.splitlines()
+    assert 'utf' not in out[0].lower()   # the platform default could not read the file
+    assert out[-1] == ascii(["é📈"])
 
 
 def test_read_batch_yields_full_batches_and_a_nonempty_tail():
@@ -180,16 +190,20 @@ def _quadratic_graph(scale):
 
 
 @pytest.mark.parametrize('max_norm', [1.0, 5.0])
-def test_clip_gradients_bounds_the_global_norm(max_norm):
+def test_clip_gradients_bounds_the_applied_step(max_norm):
+    """One SGD step of rate 1 with the clipped gradients moves the weights by max_norm."""
     with tf.Graph().as_default(), tf.Session() as sess:
         loss, var_list = _quadratic_graph(10.0)
         grads_and_vars, norm = utils.clip_gradients(loss, var_list, max_norm)
-        clipped_norm = tf.global_norm([g for g, _ in grads_and_vars])
+        step = tf.train.GradientDescentOptimizer(1.0).apply_gradients(grads_and_vars)
         sess.run(tf.global_variables_initializer())
-        before, after = sess.run([norm, clipped_norm])
-    # grads are 20*w and 20*b: norm 20 * 13 = 260.
-    assert before == pytest.approx(260.0, rel=1e-5)
-    assert after == pytest.approx(max_norm, rel=1e-5)
+        before = np.concatenate([np.ravel(v) for v in sess.run(var_list)])
+        raw_norm, _ = sess.run([norm, step])
+        after = np.concatenate([np.ravel(v) for v in sess.run(var_list)])
+    # grads are 20*w and 20*b: norm 20 * 13 = 260, along (3, -4, 12) / 13.
+    assert raw_norm == pytest.approx(260.0, rel=1e-5)
+    np.testing.assert_allclose(before - after, max_norm * np.array([3.0, -4.0, 12.0]) / 13,
+                               rtol=1e-5)
 
 
 def test_clip_gradients_leaves_small_gradients_and_none_disables():
@@ -275,6 +289,32 @@ def test_download_server_gone_is_one_clear_error(http_server, tmp_path):
         utils.download(url + 'f.txt', str(dest), '0' * 64, timeout=5)
     assert not dest.exists()
     assert [p.name for p in tmp_path.iterdir()] == ['www']
+
+
+def test_download_onto_a_full_disk_says_so_and_leaves_nothing(http_server, tmp_path,
+                                                               monkeypatch):
+    """Writing the bytes fails (ENOSPC from the kernel, /dev/full): a local error, not 'offline'."""
+    root, url, _ = http_server
+    (root / 'f.bin').write_bytes(os.urandom(1 << 18))
+    real_fdopen = os.fdopen
+
+    def onto_dev_full(fd, mode='r', *args, **kwargs):
+        os.close(fd)
+        return real_fdopen(os.open('/dev/full', os.O_WRONLY), mode, *args, **kwargs)
+
+    monkeypatch.setattr(utils.os, 'fdopen', onto_dev_full)
+    dest = tmp_path / 'data' / 'f.bin'
+    with pytest.raises(utils.DownloadError) as error:
+        utils.download(url + 'f.bin', str(dest), '0' * 64)
+    assert 'No space left on device' in str(error.value) and 'offline' not in str(error.value)
+    assert os.listdir(str(dest.parent)) == []
+
+
+def test_download_where_no_folder_can_be_made_is_one_clear_error(http_server, tmp_path):
+    _, url, _ = http_server
+    (tmp_path / 'file').write_text('a file, not a folder')
+    with pytest.raises(utils.DownloadError, match=r'cannot write .*file/sub/f\.bin'):
+        utils.download(url + 'f.bin', str(tmp_path / 'file' / 'sub' / 'f.bin'), '0' * 64)
 
 
 def test_download_missing_file_on_server(http_server, tmp_path):
