@@ -1,92 +1,54 @@
 """MNIST digits read row by row by an RNN: the cell comparison notebook as a script.
 
-Each 28x28 image is a sequence of 28 rows of 28 pixels; tf.nn.dynamic_rnn runs a
-cell of 31 units over it, a dense layer maps the last output to the 10 classes.
-The notebook ("RNN 실습 - 텐서플로우에서 LSTM 및 GRU 사용") trains five cells in turn
-with the same settings and compares them; its last two runs are about a NaN:
+Each 28x28 image is a sequence of 28 rows of 28 pixels; tf.nn.dynamic_rnn runs a cell of
+31 units over it, a dense layer maps the last output to the 10 classes. The notebook
+("RNN 실습 - 텐서플로우에서 LSTM 및 GRU 사용") trains five cells with the same settings (its
+Tests #1-#5), then hunts the NaN of the last one (Test #6):
 
-    python mnist_rnn.py --cell gru               # one cell (Tests #1-#5: basic_rnn,
-                                                 # basic_lstm, gru, lstm, ln_basic_lstm)
-    python mnist_rnn.py --cell all               # the whole comparison, plus
-                                                 # logdir/results.csv, .md and .png
-    python mnist_rnn.py --cell ln_basic_lstm --check-numerics    # Test #6
-    python mnist_rnn.py --cell ln_basic_lstm --ln-smoothing      # the remedy
-    python mnist_rnn.py --cell all --fused       # TF1: fused LSTM kernel, faster
+    python mnist_rnn.py --cell gru             # one cell: basic_rnn, basic_lstm, gru, lstm,
+                                               # ln_basic_lstm (or a comma-separated list)
+    python mnist_rnn.py --cell all             # all five, and logdir/results.csv, .md, .png
+    python mnist_rnn.py --cell ln_basic_lstm --check-numerics   # names the NaN gradient
+    python mnist_rnn.py --cell ln_basic_lstm --ln-epsilon 1e-2  # cures it (see nan_remedies)
+    python mnist_rnn.py --cell all --fused     # TF1: fused LSTM kernels, the same model
+    python mnist_rnn.py --config tiny          # a smoke test in seconds
     tensorboard --logdir logdir
 
-Results (real MNIST, 10 epochs, the notebook's settings; min-window test accu is the
-notebook's printed statistic in epoch 10, mean test accu the accuracy over the whole
-test set after epoch 10; sec/iter the mean per training step on 2 CPU cores):
+The log lines are the notebook's: `[trn] ep 1, step 250, loss 1.501857, accu 0.085938,
+sec/iter 0.012345` (mean loss, *minimum* batch accuracy and mean seconds per step since the
+last line) and `[tst] ep 1, step 500, accu 0.500000, sec/iter 0.004678` (the step counts
+test batches too). After each epoch two more: `[tst] ep 1, mean accu 0.912300 over 10000
+images` (the whole test set) and `[val] ep 1, mean accu 0.915000 over 5000 images` (the
+validation split, read_data_sets' first 5,000 training images, which picks the epoch to
+report). Checkpoints (checkpoints/mnist_<cell>/) are saved after every epoch and on Ctrl-C
+or SIGTERM; the same command resumes, and a finished cell is not trained again (--force
+does). --fused (TF1) runs basic_lstm and lstm as one LSTMBlockFusedCell op over all rows,
+under the replaced cell's variable names, so checkpoints move freely between the two.
 
-    | cell                     | notebook   | TF1 min-window | TF1 mean | TF2 min-window | TF2 mean | sec/iter TF1, TF2 |
-    |--------------------------|------------|----------------|----------|----------------|----------|-------------------|
-    | basic_rnn                | 0.844      | 0.906          | 0.9239   | 0.852          | 0.9042   | 0.0039, 0.0036    |
-    | basic_lstm               | 0.875      | 0.945          | 0.9665   | 0.938          | 0.9694   | 0.0100, 0.0053    |
-    | gru                      | 0.930      | 0.930          | 0.9678   | 0.938          | 0.9696   | 0.0074, 0.0060    |
-    | lstm                     | 0.945      | 0.945          | 0.9665   | 0.938          | 0.9694   | 0.0092, 0.0057    |
-    | ln_basic_lstm            | nan, ep 1  | nan, step 2    |          | nan, step 2    |          |                   |
-    | ln_basic_lstm, smoothing | (not run)  | 0.938          | 0.9690   | 0.945          | 0.9693   | 0.016, 0.013      |
+Results on real MNIST, 10 epochs, the notebook's settings, TF2 stack, from the
+logdir/results.md that `--cell all` writes (its note explains every column; min-window is the
+notebook's printed [tst] figure, the notebook's own in the first column; speed: BENCHMARKS.md):
 
-    made with: python mnist_rnn.py --cell all --data-dir ../shared/data/mnist
-               python mnist_rnn.py --cell ln_basic_lstm --ln-smoothing --check-numerics \
-                   --data-dir ../shared/data/mnist
+    | cell                    | notebook | min-window | final test accu | test accu at best val (epoch) |
+    |-------------------------|----------|------------|-----------------|-------------------------------|
+    | basic_rnn               | 0.844    | 0.8594     | 0.9027          | 0.9027 (10)                   |
+    | basic_lstm              | 0.875    | 0.9375     | 0.9685          | 0.9685 (10)                   |
+    | gru                     | 0.930    | 0.9375     | 0.9696          | 0.9696 (10)                   |
+    | lstm                    | 0.945    | 0.9375     | 0.9685          | 0.9685 (10)                   |
+    | ln_basic_lstm, eps 1e-2 | nan      | 0.9375     | 0.9719          | 0.9719 (10)                   |
 
-Log lines are the notebook's: every 250 steps `[trn] ep 1, step 250, loss 1.501857,
-accu 0.085938, sec/iter 0.012345` (mean loss, *minimum* batch accuracy and mean
-seconds per step over the steps since the last line) and `[tst] ep 1, step 500,
-accu 0.500000, sec/iter 0.004678` (the step counts test batches too). After each
-epoch one more line gives the mean accuracy over the whole test set, the figure to
-compare: `[tst] ep 1, mean accu 0.912300 over 9984 images`.
-
-Why ln_basic_lstm goes NaN (on both stacks; its port in utils.py does the same):
-MNIST digits start with blank rows: 85% of the training images with 4 or more. A
-blank row with the zero initial state makes every pre-activation of the cell exactly
-0, and with layer norm's shift (beta) at 0 the state stays exactly 0 row after row.
-Layer norm of a zero-variance vector divides by sqrt(variance + 1e-12) = 1e-6:
-harmless in the forward pass (0 * 1e6 = 0; the first loss is finite), but backwards
-each blank row multiplies the gradient by 1e6 (state) to 1e12 (gates and state), and
-4 blank rows overflow float32; inf times the zero inputs gives NaN in the gradients
-of the kernel and the norms at the very first step, whatever the seed. Adam writes
-the NaN into the weights and the loss is NaN from step 2 on. The accuracy never shows
-it: argmax of NaN logits is class 0, and the notebook's accuracy is integer arithmetic
-(labels - preds, count_nonzero), so it prints the share of zeros in the batch; its
-`accu 0.039062` and `accu 0.054688` are exactly the smallest share of zeros (5/128,
-7/128) among its first 250 training and 71 test batches. --lr 0.0001 and
---clip-norm 5.0 cannot help (the first gradient is already NaN, and clipping by a NaN
-norm makes every gradient NaN); --ln-smoothing does: norm_shift 0.15 makes the state
-non-zero after one row, and the cell trains (1 epoch: mean test accu 0.87).
-Without --check-numerics a NaN loss stops the run too (after printing the notebook's
-`[trn] ... loss nan` line for the steps so far); with it the check over the
-gradients names the first NaN gradient before the update. Either way: one line on
-stderr, the event files stay readable, exit status 3 (after the other cells, with
---cell all, where the results table says NaN yes).
-
---fused (TF1 only, opt-in) runs the same model faster: basic_lstm and lstm run all 28
-rows in one op, tf.contrib.rnn's LSTMBlockFusedCell (the cell's forget_bias, no
-peepholes, no clipping), under the replaced cell's variable names, so checkpoints are the
-same with and without it and a run may resume either way; the other cells keep their
-cell (gru too: GRUBlockCellV2, one kernel per row, was no faster at 31 units) and, like
-every cell under --fused, run without dynamic_rnn's sequence_length (every image has
-all 28 rows: the lengths only added a select per row). tests/test_mnist_rnn.py checks
-the same loss, gradients and final state for the same weights. Measured on TF1 at the
-notebook's size (interleaved blocks of 50 steps, 2 cores): basic_lstm and lstm about
-1.2-1.3x, basic_rnn and ln_basic_lstm about 1.1x, gru about 1.0-1.1x. On TF2 --fused is
-an error: the kernels' Python cells and gradients were in tf.contrib.
-
-Checkpoints (checkpoints/mnist_<cell>/) are saved after every epoch and on Ctrl-C;
-running the same command again resumes, and a finished cell is not trained again
-(--force does). --epochs larger than before continues a finished cell.
+    made with: python mnist_rnn.py --cell all --ln-epsilon 1e-2 --data-dir ../shared/data/mnist
+    (without --ln-epsilon or --ln-smoothing
+    ln_basic_lstm stops on NaN at step 2, as the notebook's did)
 """
 from __future__ import print_function
 
 import argparse
-import contextlib
 import csv
 import glob
 import json
 import os
 import re
-import signal
 import sys
 import time
 import zlib
@@ -109,6 +71,9 @@ TAG_TRAIN_ACCURACY = 'train accuracy'
 TAG_LOSS = 'loss'
 TAG_TEST_ACCURACY = 'test accuracy'
 TAG_TEST_MEAN_ACCURACY = 'test mean accuracy'
+TAG_VALIDATION_ACCURACY = 'validation mean accuracy'
+# The --ln-epsilon that cures ln_basic_lstm's NaN; see nan_remedies for why this value.
+LN_EPSILON_REMEDY = '1e-2'
 
 
 # ---------------------------------------------------------------------------
@@ -130,7 +95,8 @@ class NotebookConfig(object):
 
 
 class TinyConfig(NotebookConfig):
-    """A smoke test that runs in seconds: few small batches, a log line every 5 steps."""
+    """A smoke test that runs in seconds: few small batches, a log line every 5 steps, no
+    validation (the last epoch is reported)."""
     epochs = 1
     batch_size = 32
     hidden = 8
@@ -160,14 +126,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train RNN cells on MNIST rows as in the cell comparison notebook.',
         epilog='Settings default to the notebook\'s (--config notebook). Exit status: 0 done '
-               '(or interrupted by Ctrl-C after saving), 2 bad input, 3 a cell hit NaN/Inf.')
+               '(or stopped by Ctrl-C or SIGTERM after saving), 2 bad input, 3 a cell hit NaN/Inf.')
     add = parser.add_argument
     add('--cell', type=cell_list, default=['basic_rnn'], metavar='{%s,all}' % ','.join(CELLS),
         help='cell to train, "all", or a comma list (default: basic_rnn, the notebook\'s '
              'Test #1; all = Tests #1-#5 and a results table)')
     add('--config', choices=sorted(CONFIGS), default='notebook',
         help='notebook (default) or tiny (a smoke test: 1 epoch, batch 32, 8 hidden, 320 '
-             'train and 128 test images, a line every 5 steps); the flags below override it')
+             'train and 128 test images, no validation, a line every 5 steps); the flags below '
+             'override it')
     add('--epochs', type=int, help='epochs to train (notebook: 10)')
     add('--batch-size', type=int, help='images per batch (notebook: 128)')
     add('--hidden', type=int, help='units in the cell (notebook: 31)')
@@ -175,19 +142,21 @@ def parse_args(argv=None):
     add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
     add('--clip-norm', type=float,
         help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
+    add('--ln-epsilon', type=float, metavar='EPS',
+        help='ln_basic_lstm: layer norm\'s variance epsilon (contrib\'s 1e-12 makes its NaN; {} '
+             'cures it); on TF1 via the port utils.LayerNormBasicLSTMCell, same variables'.format(
+                 LN_EPSILON_REMEDY))
     add('--ln-smoothing', action='store_true',
-        help='ln_basic_lstm with norm_gain 0.85 and norm_shift 0.15 (the notebook\'s remedy; '
-             'the one that cures its NaN)')
+        help='ln_basic_lstm with norm_gain 0.85 and norm_shift 0.15 (the notebook\'s remedy, '
+             'which also avoids its NaN)')
     add('--check-numerics', action='store_true',
         help='check every gradient for NaN/Inf before the update (Test #6); names the '
              'gradient that failed')
     add('--fused', action='store_true',
-        help='TF1 only: basic_lstm/lstm as one fused op over all rows (LSTMBlockFusedCell), '
-             'and no per-row sequence_length for every cell (basic_rnn, gru, ln_basic_lstm '
-             'keep their cell): the same model and checkpoints, faster')
+        help='TF1 only: basic_lstm/lstm as one op over all rows (LSTMBlockFusedCell), no '
+             'sequence_length for any cell: the same model and checkpoints, faster')
     add('--seed', type=int, default=0,
-        help='graph-level random seed for the initial weights (default: 0, for repeatable '
-             'runs; the notebook sets none)')
+        help='graph-level seed of the initial weights (default: 0; the notebook sets none)')
     add('--data-dir', default=None,
         help='folder with the four MNIST IDX files, .gz or not; any MNIST-format set works '
              '(default: data/mnist, downloaded there when missing)')
@@ -201,7 +170,8 @@ def parse_args(argv=None):
         help='TensorFlow intra/inter-op threads (default: 0, TensorFlow decides)')
     add('--log-every', type=int, help='steps between log lines (notebook: 250)')
     add('--validation-size', type=int,
-        help='first training images held out as validation, as read_data_sets (default: 5000)')
+        help='first training images held out as validation, as read_data_sets, to pick the '
+             'epoch to report; 0 = none: the last epoch (default: 5000)')
     add('--train-limit', type=int,
         help='train on the first N of the remaining training images; 0 = all (default)')
     add('--test-limit', type=int, help='test on the first N test images; 0 = all (default)')
@@ -220,6 +190,8 @@ def parse_args(argv=None):
             parser.error('--{} must not be negative'.format(name.replace('_', '-')))
     if not args.lr > 0:
         parser.error('--lr must be positive')
+    if args.ln_epsilon is not None and not 0 < args.ln_epsilon < float('inf'):
+        parser.error('--ln-epsilon must be positive')
     if args.fused and not utils.TF1:
         raise UserError(FUSED_NEEDS_TF1)
     return args
@@ -252,7 +224,8 @@ class DataSet(object):
         self.num_examples = len(labels)
 
     def batches(self, batch_size):
-        """[(images, labels)] of the whole batches in order (the notebook drops the rest)."""
+        """[(images, labels)] of the whole batches in order (the notebook's loops; see
+        evaluate for the rest)."""
         count = self.num_examples // batch_size
         images = self.images[:count * batch_size].reshape(
             [count, batch_size, MAX_SEQ_LEN, INPUT_UNITS])
@@ -354,16 +327,17 @@ def data_fingerprint(data):
 # ---------------------------------------------------------------------------
 
 def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothing=False,
-              fused=False):
+              fused=False, ln_epsilon=None):
     """The notebook's `if ... == rnn_type` chain.
 
-    fused (TF1): the same cell as fused kernels, named as the cell it replaces so the
-    variables (kernel, bias; gates in the same order) are the same. The LSTMs become
-    LSTMBlockFusedCell, one op over all the rows (not an RNNCell: MnistRnn runs it itself);
-    BasicLSTMCell's forget_bias is 1.0, and LSTMCell without peepholes, projection or
-    clipping is that cell. The GRU stays GRUCell: GRUBlockCellV2, one op per row, was no
-    faster at the notebook's 31 units (0.9-1.0x in interleaved runs on TF1), and contrib
-    has no GRU kernel over a whole sequence.
+    ln_epsilon: ln_basic_lstm's layer norm variance epsilon. Given, the cell is the port
+    utils.LayerNormBasicLSTMCell on either stack (contrib's hard-codes 1e-12; the port has
+    the same variables and, at 1e-12, computes the same: tests/test_ln_port.py).
+
+    fused (TF1): the LSTMs as LSTMBlockFusedCell, one op over all rows (not an RNNCell:
+    MnistRnn runs it), named as the cell it replaces, so the variables are the same
+    (BasicLSTMCell's forget_bias is 1.0; LSTMCell without peepholes, projection or clipping
+    is that cell). The others stay: GRUBlockCellV2 was no faster at 31 units.
     """
     if fused:
         if not utils.TF1:
@@ -384,24 +358,27 @@ def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothin
     if 'gru' == rnn_type:
         return rnn.GRUCell(num_hidden_units)
     if 'ln_basic_lstm' == rnn_type:
-        if ln_norm_smoothing:
-            return rnn.LayerNormBasicLSTMCell(num_hidden_units, norm_gain=0.85, norm_shift=0.15)
-        return rnn.LayerNormBasicLSTMCell(num_hidden_units)
+        smoothing = dict(norm_gain=0.85, norm_shift=0.15) if ln_norm_smoothing else {}
+        if ln_epsilon is not None:
+            return utils.LayerNormBasicLSTMCell(num_hidden_units, epsilon=ln_epsilon, **smoothing)
+        return rnn.LayerNormBasicLSTMCell(num_hidden_units, **smoothing)
     raise ValueError('unknown rnn_type {!r}'.format(rnn_type))
 
 
 class MnistRnn(object):
     """The notebook's model: dynamic_rnn over the rows, dense(10) on the last output.
 
-    inputs: float [batch_size, max_seq_len, input_units]; labels: int64 [batch_size].
+    inputs: float [batch, max_seq_len, input_units]; labels: int64 [batch]. The batch may be
+    None (any size); train_cell keeps the notebook's batch_size, which runs faster.
     grad_clip_norm: the notebook's use_grad_clip (which clips at 5.0); 0 = off.
     fused (TF1): fused cell kernels and no sequence_length (see make_cell): the same model.
     """
 
     def __init__(self, inputs, labels, input_units, num_hidden_units, batch_size, max_seq_len,
                  rnn_type, lstm_forget_bias=1.0, add_check=False, lr=0.001, grad_clip_norm=0.0,
-                 ln_norm_smoothing=False, fused=False):
-        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing, fused)
+                 ln_norm_smoothing=False, fused=False, ln_epsilon=None):
+        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing, fused,
+                         ln_epsilon)
         if fused and rnn_type in ('basic_lstm', 'lstm'):
             # The whole sequence in one op, on time-major rows, under dynamic_rnn's scope 'rnn'.
             with tf.variable_scope('rnn'):
@@ -409,13 +386,14 @@ class MnistRnn(object):
             last = tf.transpose(time_major, [1, 0, 2])
         else:
             # Every image has all max_seq_len rows: with --fused no lengths, whose only effect
-            # is a select per row copying the new output and state.
-            sequence_length = None if fused else [max_seq_len] * batch_size
+            # is a select per row copying the new output and state. (The notebook's
+            # [max_seq_len] * batch_size fixed the batch size; tf.fill takes the input's.)
+            sequence_length = None if fused else tf.fill([tf.shape(inputs)[0]], max_seq_len)
             last, states = tf.nn.dynamic_rnn(cell, inputs, sequence_length=sequence_length,
                                              dtype=tf.float32)
         # Only the output after the last row (max_seq_len - 1) is used.
         rnn_output = last[:, max_seq_len - 1, :]
-        # outputs shape will be: [batch_size, 10]
+        # outputs shape will be: [batch, 10]
         outputs = tf.layers.dense(rnn_output, NUM_CLASSES)
         loss = tf.losses.sparse_softmax_cross_entropy(labels, outputs)
 
@@ -442,6 +420,7 @@ class MnistRnn(object):
         self.loss = loss
         self.optimize = optimize
         self.accuracy = accuracy
+        self.hits = tf.equal(labels, preds)   # per image, for means over images
 
 
 # ---------------------------------------------------------------------------
@@ -452,25 +431,8 @@ class NanStop(Exception):
     """Training met NaN or Inf; the message says where."""
 
 
-@contextlib.contextmanager
-def ctrl_c_stops_cleanly():
-    """Ctrl-C sets stop['requested'], so training stops between two steps; a second one
-    interrupts at once. (Without a main thread to own the signal, Ctrl-C stays as it is.)"""
-    stop = {'requested': False}
-
-    def request_stop(signum, frame):
-        stop['requested'] = True
-        signal.signal(signal.SIGINT, previous)
-
-    try:
-        previous = signal.signal(signal.SIGINT, request_stop)
-    except ValueError:
-        yield stop
-        return
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM asked training to stop (between two steps); the caller saves."""
 
 
 def summary(*tags_and_values):
@@ -479,10 +441,22 @@ def summary(*tags_and_values):
                              for tag, value in tags_and_values])
 
 
+# Why ln_basic_lstm goes NaN (both stacks): MNIST digits start with blank rows (85% with 4
+# or more, up to 11). There, from the zero initial state, every pre-activation and (beta, the
+# shift, starting at 0) the state are exactly 0, and layer norm of a zero-variance vector
+# scales its gradient by 1/sqrt(epsilon): with contrib's 1e-12 a few blank rows overflow
+# float32 backwards, and inf times the zero inputs is NaN at the first step, whatever the
+# seed. --lr and --clip-norm cannot help (clipping by a NaN norm makes every gradient NaN).
+# --ln-epsilon 1e-2 bounds the factor: first gradients at most ~5e10 on MNIST (10 seeds);
+# Keras' 1e-3 leaves them up to ~2e19, past 1.8e19 where Adam's squared gradient overflows
+# (NaN at step 3 with --seed 6). --ln-smoothing (norm_shift 0.15) avoids the zero state.
 def nan_remedies(cell, args):
-    if cell == 'ln_basic_lstm' and not args.ln_smoothing:
-        return ('remedy: --ln-smoothing (layer norm of blank rows: --lr 0.0001 and --clip-norm 5.0 '
-                'do not cure it; see the notes at the top of mnist_rnn.py)')
+    if cell == 'ln_basic_lstm' and not args.ln_smoothing and (
+            args.ln_epsilon is None or args.ln_epsilon < float(LN_EPSILON_REMEDY)):
+        return ('remedies: --ln-epsilon {} (cures the NaN at its cause, layer norm\'s variance '
+                'epsilon on the all-zero state of blank rows, without changing the cell\'s shift: '
+                'norm_shift stays 0), or --ln-smoothing (norm_shift 0.15); --lr 0.0001 and '
+                '--clip-norm 5.0 do not cure it'.format(LN_EPSILON_REMEDY))
     flags = ['--lr {:g}'.format(args.lr / 10)]
     if not args.clip_norm:
         flags.append('--clip-norm 5.0')
@@ -499,16 +473,32 @@ def check_numerics_source(message):
         match.group(1), match.group(2), kind.group(1) if kind else 'NaN or Inf')
 
 
+def evaluate(sess, model, inputs, labels, dataset, batch_size, start=0):
+    """Correct predictions over dataset's images from `start` on, in batches of batch_size:
+    every image counts once. With placeholders of a fixed batch size the last, shorter batch
+    is padded with blank images, whose predictions are not counted."""
+    correct = 0
+    for offs in range(start, dataset.num_examples, batch_size):
+        images = dataset.images[offs:offs + batch_size]
+        count = len(images)
+        pad = (inputs.shape.as_list()[0] or count) - count
+        hits = sess.run(model.hits, feed_dict={
+            inputs: np.pad(images, [(0, pad), (0, 0), (0, 0)]),
+            labels: np.pad(dataset.labels[offs:offs + batch_size], [(0, pad)])})
+        correct += int(np.sum(hits[:count]))
+    return correct
+
+
 def train(sess, model, inputs, labels, data, args, history, train_writer, test_writer,
           out=None, stop=None):
     """The notebook's loop, from history's position; updates history as it goes.
 
-    A generator: yields after each epoch so the caller saves. Raises NanStop on
-    NaN/Inf (history then holds the last good position), and KeyboardInterrupt
-    between two steps once stop['requested'] (the caller saves).
+    A generator: yields after each epoch so the caller saves. Raises NanStop on NaN/Inf
+    (history then holds the last good position), and Stopped between two steps once
+    `stop` (a utils.StopRequest) is set (the caller saves).
     """
     out = out or sys.stdout
-    stop = stop or {}
+    stop = utils.StopRequest() if stop is None else stop
     batch_size = args.batch_size
     train_batches = data['train'].batches(batch_size)
     test_batches = data['test'].batches(batch_size)
@@ -520,8 +510,8 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
         train_losses = []
         train_accuracy = []
         for i in range(history['batch'] if ep == history['epoch'] else 0, train_loop_count):
-            if stop.get('requested'):
-                raise KeyboardInterrupt
+            if stop:
+                raise Stopped
             t_start = time.time()
             batch_input, batch_label = train_batches[i]
             try:
@@ -543,13 +533,8 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
             finite = np.isfinite(loss)
             if step % args.log_every == 0 or not finite:
                 # On NaN this prints the notebook's `loss nan` line before stopping.
-                print(('[trn] ep {:d}, step {:d}, ' +
-                       'loss {:f}, accu {:f}, ' +
-                       'sec/iter {:f}').format(
-                    ep + 1,
-                    step,
-                    np.mean(train_losses),
-                    np.amin(train_accuracy),
+                print('[trn] ep {:d}, step {:d}, loss {:f}, accu {:f}, sec/iter {:f}'.format(
+                    ep + 1, step, np.mean(train_losses), np.amin(train_accuracy),
                     np.mean(train_elapsed)), file=out)
                 out.flush()
                 train_losses = []
@@ -566,40 +551,52 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
 
         test_elapsed = []
         test_accuracy = []
-        all_test_accuracy = []
+        test_correct = 0
         window_accuracy = None
         for i in range(test_loop_count):
-            if stop.get('requested'):
-                raise KeyboardInterrupt   # resumes with this epoch's test loop
+            if stop:
+                raise Stopped   # resumes with this epoch's test loop
             t_start = time.time()
             batch_input, batch_label = test_batches[i]
-            accuracy, = sess.run([model.accuracy], feed_dict={inputs: batch_input,
-                                                             labels: batch_label})
+            accuracy, hits = sess.run([model.accuracy, model.hits],
+                                      feed_dict={inputs: batch_input, labels: batch_label})
             test_accuracy.append(accuracy)
-            all_test_accuracy.append(accuracy)
+            test_correct += int(np.sum(hits))
             t_elapsed = time.time() - t_start
             test_elapsed.append(t_elapsed)
             step += 1
             test_writer.add_summary(summary((TAG_TEST_ACCURACY, accuracy)), global_step=step)
             if step % args.log_every == 0:
                 window_accuracy = float(np.amin(test_accuracy))
-                print(('[tst] ep {:d}, step {:d}, ' +
-                       'accu {:f}, sec/iter {:f}').format(
-                    ep + 1,
-                    step,
-                    np.amin(test_accuracy),
-                    np.mean(test_elapsed)), file=out)
+                print('[tst] ep {:d}, step {:d}, accu {:f}, sec/iter {:f}'.format(
+                    ep + 1, step, np.amin(test_accuracy), np.mean(test_elapsed)), file=out)
                 test_accuracy = []
                 test_elapsed = []
-        mean_accuracy = float(np.mean(all_test_accuracy))
+        # Fix: the notebook's loop sees whole batches only (9,984 of the 10,000 test images);
+        # the rest is evaluated too, and the mean is over every image.
+        test_correct += evaluate(sess, model, inputs, labels, data['test'], batch_size,
+                                 start=test_loop_count * batch_size)
+        test_count = data['test'].num_examples
+        mean_accuracy = test_correct / float(test_count)
         print('[tst] ep {:d}, mean accu {:f} over {:d} images'.format(
-            ep + 1, mean_accuracy, test_loop_count * batch_size), file=out)
+            ep + 1, mean_accuracy, test_count), file=out)
+        means = [(TAG_TEST_MEAN_ACCURACY, mean_accuracy)]
+        # Fix: the notebook reads its choice of cell off the test set; the validation split
+        # (never trained on) picks the epoch here, and the test set only reports it.
+        validation_accuracy = None
+        validation_count = data['validation'].num_examples
+        if validation_count:
+            validation_accuracy = evaluate(sess, model, inputs, labels, data['validation'],
+                                           batch_size) / float(validation_count)
+            print('[val] ep {:d}, mean accu {:f} over {:d} images'.format(
+                ep + 1, validation_accuracy, validation_count), file=out)
+            means.append((TAG_VALIDATION_ACCURACY, validation_accuracy))
         out.flush()
-        test_writer.add_summary(summary((TAG_TEST_MEAN_ACCURACY, mean_accuracy)),
-                                global_step=step)
+        test_writer.add_summary(summary(*means), global_step=step)
         train_writer.flush()
         test_writer.flush()
         history['epochs'].append({'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
+                                  'validation_accuracy': validation_accuracy,
                                   'test_window_accuracy': window_accuracy,
                                   'train_loss': float(np.mean(
                                       history['losses'][-train_loop_count:]))})
@@ -614,11 +611,16 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
 HISTORY = 'history.json'
 
 
+# Settings added since the first checkpoints, with the value those were trained with.
+SETTINGS_ADDED = {'ln_epsilon': None}
+
+
 def run_settings(cell, args, data):
     """What a checkpoint must match to be resumed."""
     return {'cell': cell, 'hidden': args.hidden, 'batch_size': args.batch_size, 'lr': args.lr,
             'forget_bias': args.forget_bias, 'clip_norm': args.clip_norm,
             'ln_smoothing': bool(args.ln_smoothing), 'seed': args.seed,
+            'ln_epsilon': args.ln_epsilon if cell == 'ln_basic_lstm' else None,
             'data': data_fingerprint(data), 'stack': utils.STACK}
 
 
@@ -636,6 +638,7 @@ def load_history(ckpt_dir):
     if missing:
         raise UserError('{}: corrupt checkpoint history (no {}); --force starts the cell '
                         'over'.format(path, ', '.join(missing)))
+    history['settings'] = dict(SETTINGS_ADDED, **history['settings'])
     return history
 
 
@@ -658,9 +661,14 @@ def clear_events(folder):
         os.remove(path)
 
 
-def train_cell(cell, args, data, out=None):
-    """Trains one cell (or finds it finished); returns its history, status in history['status']."""
+def train_cell(cell, args, data, out=None, stop=None):
+    """Trains one cell (or finds it finished); returns its history, status in history['status'].
+
+    stop: a utils.StopRequest; once set, training stops between two steps, saves, and the
+    status is 'interrupted' (or 'done' if the signal came during the last epoch's save).
+    """
     out = out or sys.stdout
+    stop = utils.StopRequest() if stop is None else stop
     settings = run_settings(cell, args, data)
     ckpt_dir = os.path.join(args.checkpoint_dir, 'mnist_' + cell)
     history = None if args.force else load_history(ckpt_dir)
@@ -689,6 +697,9 @@ def train_cell(cell, args, data, out=None):
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(args.seed)
+        # The notebook's batch size, not None: an unknown batch dimension makes every training
+        # step slower (measured: +10% basic_lstm and gru, +25-50% ln_basic_lstm); evaluate
+        # pads the last, shorter batch instead.
         inputs_ = tf.placeholder(tf.float32, [args.batch_size, MAX_SEQ_LEN, INPUT_UNITS],
                                  name='inputs')
         labels_ = tf.placeholder(tf.int64, [args.batch_size], name='labels')
@@ -696,7 +707,7 @@ def train_cell(cell, args, data, out=None):
                          MAX_SEQ_LEN, cell, lstm_forget_bias=args.forget_bias,
                          add_check=args.check_numerics, lr=args.lr,
                          grad_clip_norm=args.clip_norm, ln_norm_smoothing=args.ln_smoothing,
-                         fused=args.fused)
+                         fused=args.fused, ln_epsilon=settings['ln_epsilon'])
         saver = tf.train.Saver(max_to_keep=2)
         init = tf.global_variables_initializer()
     graph.finalize()
@@ -720,10 +731,17 @@ def train_cell(cell, args, data, out=None):
                 raise UserError('cannot restore {} from {} ({}); --force starts it over'.format(
                     cell, ckpt_dir, str(e).strip().splitlines()[0]))
             history['status'] = 'training'
+            history['settings'] = settings
             resumed = ', resuming at ep {}, step {}'.format(history['epoch'] + 1, history['step'])
-        print('[{}] {} hidden, batch {}: {} train + {} test batches per epoch, {} epochs '
-              '({} stack{})'.format(cell, args.hidden, args.batch_size, train_batches,
-                                    test_batches, args.epochs, utils.STACK, resumed), file=out)
+        rest = data['test'].num_examples - test_batches * args.batch_size
+        validation = data['validation'].num_examples
+        print('[{}] {} hidden, batch {}: {} train + {} test batches per epoch{}, {}, {} epochs '
+              '({} stack{})'.format(
+                  cell, args.hidden, args.batch_size, train_batches, test_batches,
+                  ' (+ {} test images)'.format(rest) if rest else '',
+                  'validation on {} images'.format(validation) if validation else
+                  'no validation (--validation-size 0: the last epoch is reported)',
+                  args.epochs, utils.STACK, resumed), file=out)
         out.flush()
 
         train_writer = tf.summary.FileWriter(train_dir, graph=graph)
@@ -742,24 +760,27 @@ def train_cell(cell, args, data, out=None):
 
         utils.safe_mkdir(ckpt_dir)
         try:
-            with ctrl_c_stops_cleanly() as stop:
-                for epoch in train(sess, model, inputs_, labels_, data, args, history,
-                                   train_writer, test_writer, out, stop):
-                    save('done' if epoch == args.epochs else 'training')
+            for epoch in train(sess, model, inputs_, labels_, data, args, history,
+                               train_writer, test_writer, out, stop):
+                save('done' if epoch == args.epochs else 'training')
+                if stop:   # it came during the save, which is complete: stop right here
+                    break
+        except Stopped:
+            save('training')
         except NanStop as e:
             history['nan'] = str(e)
             save('nan')
             print('{}: error: {}: {}; {}'.format(os.path.basename(sys.argv[0]), cell, e,
                                                  nan_remedies(cell, args)), file=sys.stderr)
             sys.stderr.flush()
-        except KeyboardInterrupt:
-            save('training')
-            history['status'] = 'interrupted'
-            print('[{}] interrupted at ep {}, step {}: saved {}; run the same command to '
-                  'resume'.format(cell, history['epoch'] + 1, history['step'], ckpt_dir), file=out)
         finally:
             train_writer.close()
             test_writer.close()
+        if stop and history['status'] == 'training':
+            history['status'] = 'interrupted'
+            print('[{}] interrupted by {} at ep {}, step {}: saved {}; run the same command to '
+                  'resume'.format(cell, stop.name, history['epoch'] + 1, history['step'],
+                                  ckpt_dir), file=out)
         return history
     finally:
         sess.close()
@@ -769,20 +790,34 @@ def train_cell(cell, args, data, out=None):
 # Comparison: results.csv, results.md, results.png
 # ---------------------------------------------------------------------------
 
-RESULT_COLUMNS = ('cell', 'epochs', 'final test accu', 'best test accu', 'min-window test accu',
-                  'final loss', 'sec/iter', 'wall time (s)', 'NaN')
+RESULT_COLUMNS = ('cell', 'epochs', 'final test accu', 'val accu', 'best epoch (val)',
+                  'test accu at best val', 'min-window test accu', 'final loss', 'sec/iter',
+                  'wall time (s)', 'NaN')
+
+
+def best_epoch(epochs):
+    """(the epoch entry with the best validation accuracy, the first of equals, True), or
+    (the last epoch, False) when no epoch was validated; (None, False) for no epochs."""
+    validated = [e for e in epochs if e.get('validation_accuracy') is not None]
+    if validated:
+        return max(validated, key=lambda e: e['validation_accuracy']), True
+    return (epochs[-1] if epochs else None), False
 
 
 def result_row(cell, history):
     epochs = history['epochs']
     last = epochs[-1] if epochs else {}
-    accuracies = [e['test_accuracy'] for e in epochs]
+    best, validated = best_epoch(epochs)
+    best = best or {}
 
     def fmt(value, spec='{:.4f}'):
         return '' if value is None else spec.format(value)
     return {'cell': cell, 'epochs': len(epochs),
             'final test accu': fmt(last.get('test_accuracy')),
-            'best test accu': fmt(max(accuracies) if accuracies else None),
+            'val accu': fmt(best.get('validation_accuracy')),
+            'best epoch (val)': fmt(best.get('epoch'), '{}' if validated else
+                                    '{} (last: no validation)'),
+            'test accu at best val': fmt(best.get('test_accuracy')),
             'min-window test accu': fmt(last.get('test_window_accuracy')),
             'final loss': 'nan' if history['status'] == 'nan' else fmt(last.get('train_loss')),
             'sec/iter': fmt(history['train_seconds'] / history['train_steps']
@@ -804,9 +839,13 @@ def write_results(results, logdir):
         f.write('|' + '|'.join('---' for _ in RESULT_COLUMNS) + '|\n')
         for row in rows:
             f.write('| ' + ' | '.join(str(row[c]) for c in RESULT_COLUMNS) + ' |\n')
-        f.write('\nfinal/best test accu: mean accuracy over the whole test set (last/best epoch); '
-                'min-window: the notebook\'s printed [tst] statistic in the last epoch; final '
-                'loss: mean training loss of the last epoch; sec/iter: mean per training step.\n')
+        f.write('\nfinal test accu: accuracy over the whole test set after the last epoch; val '
+                'accu: the best accuracy over the validation split (the first --validation-size '
+                'training images, never trained on), after epoch "best epoch (val)"; test accu '
+                'at best val: the test accuracy of that epoch, the figure to compare (without '
+                'validation, the last epoch\'s); min-window: the notebook\'s printed [tst] '
+                'statistic in the last epoch; final loss: mean training loss of the last epoch; '
+                'sec/iter: mean per training step.\n')
     plot_results(results, os.path.join(logdir, 'results.png'))
     return rows
 
@@ -826,6 +865,11 @@ def plot_results(results, path):
         epochs = history['epochs']
         line, = acc_ax.plot([e['epoch'] for e in epochs], [e['test_accuracy'] for e in epochs],
                             'o' + style, label=label)
+        validated = [e for e in epochs if e.get('validation_accuracy') is not None]
+        if validated:
+            acc_ax.plot([e['epoch'] for e in validated],
+                        [e['validation_accuracy'] for e in validated], 'x' + style,
+                        color=line.get_color(), alpha=0.5, label=cell + ' (validation)')
         # The losses up to the first NaN, as a moving average of ~1/20 of the run (at most 50).
         losses = history['losses']
         finite = np.array(losses[:losses.index(None)] if None in losses else losses, np.float64)
@@ -837,7 +881,7 @@ def plot_results(results, path):
         if nan:
             loss_ax.plot([len(losses)], [finite[-1] if len(finite) else np.log(NUM_CLASSES)],
                          'x', color=line.get_color(), markersize=10, label=cell + ': NaN here')
-    acc_ax.set(title='test accuracy (whole test set) per epoch', xlabel='epoch',
+    acc_ax.set(title='accuracy per epoch (whole test set; x: validation)', xlabel='epoch',
                ylabel='accuracy')
     acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set(title='training loss per step (moving average)', xlabel='training step',
@@ -858,11 +902,18 @@ def main(argv=None):
     args = parse_args(argv)
     data = load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     results = []
-    for cell in args.cell:
-        history = train_cell(cell, args, data)
-        if history['status'] == 'interrupted':
-            return 0
-        results.append((cell, history))
+    # From here Ctrl-C and SIGTERM only set `stop`: training stops between two steps, saves
+    # and exits 0; one during a save waits for it (utils.stop_on_signals).
+    with utils.stop_on_signals() as stop:
+        for index, cell in enumerate(args.cell):
+            history = train_cell(cell, args, data, stop=stop)
+            if history['status'] == 'interrupted':
+                return 0
+            results.append((cell, history))
+            if stop and index + 1 < len(args.cell):
+                print('{} after {} finished: {} not trained; run the same command to go on'.format(
+                    stop.name, cell, ', '.join(args.cell[index + 1:])))
+                return 0
     if len(args.cell) > 1:
         write_results(results, args.logdir)
         print('results: {}'.format(', '.join(os.path.join(args.logdir, 'results.' + ext)

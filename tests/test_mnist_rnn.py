@@ -26,10 +26,12 @@ from utils import tf
 SCRIPT = os.path.join(ROOT, 'mnist_rnn.py')
 BLANK_ROWS = 6
 N_TRAIN, N_TEST, BATCH = 320, 96, 32      # 10 train and 3 test batches per epoch
+N_VAL = 40                                # the comparison's validation: a batch and 8 images
 TRN_LINE = re.compile(r'^\[trn\] ep (\d+), step (\d+), loss (\d+\.\d{6}|nan), '
                       r'accu (\d\.\d{6}), sec/iter (\d+\.\d{6})$')
 TST_LINE = re.compile(r'^\[tst\] ep (\d+), step (\d+), accu (\d\.\d{6}), sec/iter (\d+\.\d{6})$')
 MEAN_LINE = re.compile(r'^\[tst\] ep (\d+), mean accu (\d\.\d{6}) over (\d+) images$')
+VAL_LINE = re.compile(r'^\[val\] ep (\d+), mean accu (\d\.\d{6}) over (\d+) images$')
 
 
 def make_digits(n, seed):
@@ -88,6 +90,26 @@ def error_lines(stderr):
             if line.strip() and not re.match(r'^([IWE]\d{4} |WARNING:|WARNING: All log)', line)]
 
 
+def history_of(tmp_path, cell):
+    with open(str(tmp_path / 'checkpoints' / ('mnist_' + cell) / 'history.json')) as f:
+        return json.load(f)
+
+
+def checkpoint_accuracy(path, cell, images, labels, hidden=16):
+    """Accuracy of the weights in checkpoint `path` on images (uint8), computed apart from
+    the script: a fresh MnistRnn graph, its logits, argmax in numpy."""
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.placeholder(tf.float32, [None, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS])
+        model = mnist_rnn.MnistRnn(inputs, tf.placeholder(tf.int64, [None]), mnist_rnn.INPUT_UNITS,
+                                   hidden, len(images), mnist_rnn.MAX_SEQ_LEN, cell)
+        with tf.Session() as sess:
+            tf.train.Saver().restore(sess, path)
+            logits = sess.run(model.outputs, {inputs: images.astype(np.float32) / 255})
+    assert logits.shape == (len(images), 10)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
 def events(folder):
     """{tag: [(step, value)]} and whether a graph was written, from the event files in folder."""
     values, graph = {}, False
@@ -111,10 +133,10 @@ EPOCHS = 3
 @pytest.fixture(scope='module')
 def comparison(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp('comparison')
-    write_mnist(tmp_path / 'data')
+    write_mnist(tmp_path / 'data', n_train=N_VAL + N_TRAIN)
     # --ln-smoothing: without it ln_basic_lstm goes NaN on these blank rows (tested below).
     argv = small_args(tmp_path, '--cell', 'all', '--epochs', str(EPOCHS), '--lr', '0.01',
-                      '--ln-smoothing')
+                      '--ln-smoothing', '--validation-size', str(N_VAL))
     status, out, err = run_main(argv)
     return {'tmp': tmp_path, 'argv': argv, 'status': status, 'out': out, 'err': err}
 
@@ -151,7 +173,8 @@ def test_log_lines_have_the_notebooks_format_and_steps(comparison):
         elif line.startswith('results: '):
             continue
         else:
-            assert TRN_LINE.match(line) or TST_LINE.match(line) or MEAN_LINE.match(line), line
+            assert (TRN_LINE.match(line) or TST_LINE.match(line) or MEAN_LINE.match(line)
+                    or VAL_LINE.match(line)), line
             per_cell[cell].append(line)
     assert sorted(per_cell) == sorted(mnist_rnn.CELLS)
     # The step counts training and test batches (13 per epoch); a line every 5 steps.
@@ -160,17 +183,21 @@ def test_log_lines_have_the_notebooks_format_and_steps(comparison):
         first = (ep - 1) * 13
         expected += [('trn', ep, s) for s in range(first + 1, first + 11) if s % 5 == 0]
         expected += [('tst', ep, s) for s in range(first + 11, first + 14) if s % 5 == 0]
-        expected.append(('mean', ep, None))
+        expected += [('mean', ep, None), ('val', ep, None)]
     for cell, cell_lines in per_cell.items():
         got = []
         for line in cell_lines:
             m = TRN_LINE.match(line) or TST_LINE.match(line)
             if m:
                 got.append((line[1:4], int(m.group(1)), int(m.group(2))))
-            else:
+            elif MEAN_LINE.match(line):
                 m = MEAN_LINE.match(line)
                 got.append(('mean', int(m.group(1)), None))
-                assert int(m.group(3)) == N_TEST // BATCH * BATCH
+                assert int(m.group(3)) == N_TEST
+            else:
+                m = VAL_LINE.match(line)
+                got.append(('val', int(m.group(1)), None))
+                assert int(m.group(3)) == N_VAL
         assert got == expected, cell
 
 
@@ -208,7 +235,8 @@ def test_event_files_hold_the_notebooks_tags_and_the_graph(comparison):
         assert train_graph and test_graph
         assert sorted(train) == sorted([mnist_rnn.TAG_TRAIN_ACCURACY, mnist_rnn.TAG_LOSS])
         assert sorted(test) == sorted([mnist_rnn.TAG_TEST_ACCURACY,
-                                       mnist_rnn.TAG_TEST_MEAN_ACCURACY])
+                                       mnist_rnn.TAG_TEST_MEAN_ACCURACY,
+                                       mnist_rnn.TAG_VALIDATION_ACCURACY])
         assert [s for s, _ in train[mnist_rnn.TAG_LOSS]] == [
             ep * 13 + i for ep in range(EPOCHS) for i in range(1, 11)]
         assert [s for s, _ in test[mnist_rnn.TAG_TEST_ACCURACY]] == [
@@ -217,6 +245,9 @@ def test_event_files_hold_the_notebooks_tags_and_the_graph(comparison):
         by_step = dict(test[mnist_rnn.TAG_TEST_ACCURACY])
         for step, mean in test[mnist_rnn.TAG_TEST_MEAN_ACCURACY]:
             assert mean == pytest.approx(np.mean([by_step[s] for s in range(step - 2, step + 1)]))
+        history = history_of(comparison['tmp'], cell)
+        assert test[mnist_rnn.TAG_VALIDATION_ACCURACY] == [
+            (e['step'], pytest.approx(e['validation_accuracy'])) for e in history['epochs']]
     assert mnist_rnn.TAG_TRAIN_ACCURACY == 'train accuracy'
     assert mnist_rnn.TAG_TEST_ACCURACY == 'test accuracy'
 
@@ -233,7 +264,13 @@ def test_results_files_compare_the_cells(comparison):
         assert int(row['epochs']) == EPOCHS
         final = history['epochs'][-1]['test_accuracy']
         assert float(row['final test accu']) == pytest.approx(final, abs=1e-4)
-        assert float(row['best test accu']) >= float(row['final test accu'])
+        # The epoch reported is the first with the best validation accuracy, with its test accu.
+        validation = [e['validation_accuracy'] for e in history['epochs']]
+        best = history['epochs'][int(np.argmax(validation))]
+        assert row['best epoch (val)'] == str(best['epoch'])
+        assert float(row['val accu']) == pytest.approx(max(validation), abs=1e-4)
+        assert float(row['test accu at best val']) == pytest.approx(best['test_accuracy'],
+                                                                    abs=1e-4)
         assert float(row['final loss']) > 0 and float(row['sec/iter']) > 0
     md = open(str(logdir / 'results.md')).read().splitlines()
     assert md[0].startswith('| cell | epochs | final test accu |')
@@ -241,6 +278,44 @@ def test_results_files_compare_the_cells(comparison):
     with open(str(logdir / 'results.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert 'results: ' in comparison['out']
+
+
+def test_validation_accuracy_is_the_models_on_the_held_out_images(comparison):
+    """[val] lines and history per epoch; the last one recomputed from the saved weights on
+    the first N_VAL training images (in two batches: 32 and the last 8)."""
+    for cell in mnist_rnn.CELLS:
+        history = history_of(comparison['tmp'], cell)
+        block = comparison['out'][comparison['out'].index('[{}] '.format(cell)):]
+        end = re.search(r'\n(\[({})\] |results: )'.format('|'.join(mnist_rnn.CELLS)), block)
+        block = block[:end.start()].splitlines()   # up to the next cell's header
+        lines = [m.groups() for m in map(VAL_LINE.match, block) if m]
+        assert [(int(ep), float(accu), int(n)) for ep, accu, n in lines] == [
+            (e['epoch'], pytest.approx(e['validation_accuracy'], abs=1e-6), N_VAL)
+            for e in history['epochs']]
+    history = history_of(comparison['tmp'], 'gru')
+    images, labels = make_digits(N_VAL + N_TRAIN, 1)
+    accuracy = checkpoint_accuracy(
+        str(comparison['tmp'] / 'checkpoints' / 'mnist_gru' / history['checkpoint']), 'gru',
+        images[:N_VAL], labels[:N_VAL])
+    assert history['epochs'][-1]['validation_accuracy'] == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_the_reported_epoch_is_validations_best_not_tests():
+    epochs = [dict(epoch=1, test_accuracy=0.90, validation_accuracy=0.91),
+              dict(epoch=2, test_accuracy=0.95, validation_accuracy=0.89),   # best on test
+              dict(epoch=3, test_accuracy=0.93, validation_accuracy=0.91)]   # ties epoch 1
+    history = {'status': 'done', 'epochs': epochs, 'train_seconds': 1.0, 'train_steps': 10,
+               'wall_seconds': 2.0}
+    row = mnist_rnn.result_row('gru', history)
+    assert (row['best epoch (val)'], row['val accu'], row['test accu at best val'],
+            row['final test accu']) == ('1', '0.9100', '0.9000', '0.9300')
+    assert '0.9500' not in row.values()
+    # Without validation (--validation-size 0) it says so and reports the last epoch.
+    for epoch in epochs:
+        epoch['validation_accuracy'] = None
+    row = mnist_rnn.result_row('gru', history)
+    assert (row['best epoch (val)'], row['val accu'], row['test accu at best val']) == (
+        '3 (last: no validation)', '', '0.9300')
 
 
 def test_finished_cells_are_not_trained_again(comparison):
@@ -306,8 +381,9 @@ def test_nan_loss_without_check_prints_the_notebooks_line_and_stops(tmp_path):
     assert np.isnan(dict(train[mnist_rnn.TAG_LOSS])[2])
 
 
-@pytest.mark.parametrize('remedy', [[], ['--lr', '0.0001'], ['--clip-norm', '5.0']],
-                         ids=['notebook', 'lr', 'clip-norm'])
+@pytest.mark.parametrize('remedy', [[], ['--lr', '0.0001'], ['--clip-norm', '5.0'],
+                                    ['--ln-epsilon', '1e-12']],
+                         ids=['notebook', 'lr', 'clip-norm', 'ln-epsilon-1e-12'])
 def test_ln_basic_lstm_gradient_is_nan_at_the_first_step_on_blank_rows(tmp_path, remedy):
     write_mnist(tmp_path / 'data')
     status, out, err = run_main(small_args(tmp_path, '--cell', 'ln_basic_lstm',
@@ -317,8 +393,28 @@ def test_ln_basic_lstm_gradient_is_nan_at_the_first_step_on_blank_rows(tmp_path,
     # (With clipping every gradient is NaN, the dense layer's too: they are scaled by a NaN norm.)
     assert re.search(r'ln_basic_lstm: the gradient of \S+ .* had NaN values at ep 1, step 1 '
                      r'\(check_numerics', line), line
-    assert 'remedy: --ln-smoothing' in line
+    # The remedies: --ln-epsilon first (the cause), then --ln-smoothing.
+    assert re.search(r'remedies: --ln-epsilon 1e-2 \(cures the NaN at its cause.*norm_shift stays '
+                     r'0\), or --ln-smoothing', line), line
     assert not TRN_LINE.search(out)
+
+
+@pytest.mark.parametrize('extra', [[], ['--ln-smoothing']], ids=['epsilon', 'epsilon-smoothing'])
+def test_ln_epsilon_trains_ln_basic_lstm_on_blank_rows(tmp_path, extra):
+    """The rows the notebook's cell goes NaN on (above): every gradient finite, the loss falls."""
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--cell', 'ln_basic_lstm', '--check-numerics', '--epochs', '2',
+                      '--lr', '0.01', '--ln-epsilon', mnist_rnn.LN_EPSILON_REMEDY, *extra)
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    losses = [v for _, v in sorted(events(str(tmp_path / 'logdir' / 'train_ln_basic_lstm'))[0][
+        mnist_rnn.TAG_LOSS])]
+    assert len(losses) == 20 and np.all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    # The checkpoint knows its epsilon: another one is another run.
+    argv[argv.index('--ln-epsilon') + 1] = '1e-3'
+    status, out, err = run_main(argv)
+    assert status == 2 and 'ln_epsilon 0.01 (now 0.001)' in err, err
 
 
 def test_ln_smoothing_cures_ln_basic_lstm(comparison):
@@ -337,6 +433,11 @@ def test_nan_cell_is_reported_and_the_others_still_run(tmp_path):
     rows = {row['cell']: row for row in csv.DictReader(open(str(tmp_path / 'logdir' /
                                                              'results.csv')))}
     assert rows['ln_basic_lstm']['NaN'] == 'yes' and rows['basic_rnn']['NaN'] == 'no'
+    # --validation-size 0: no validation, said so; the last epoch is reported.
+    assert 'no validation (--validation-size 0: the last epoch is reported)' in out
+    assert '[val]' not in out
+    assert rows['basic_rnn']['best epoch (val)'] == '1 (last: no validation)'
+    assert rows['basic_rnn']['test accu at best val'] == rows['basic_rnn']['final test accu']
     # The suggested remedy replaces the NaN run without --force.
     status, out, err = run_main(small_args(tmp_path, '--cell', 'ln_basic_lstm', '--ln-smoothing',
                                            '--epochs', '1'))
@@ -478,11 +579,38 @@ def test_split_as_read_data_sets(tmp_path):
     assert len(data['train'].batches(BATCH)) == (N_TRAIN - 50) // BATCH
 
 
+@pytest.mark.parametrize('fused', [False, pytest.param(True, marks=pytest.mark.skipif(
+    not utils.TF1, reason='--fused needs TF1'))], ids=['cell', 'fused'])
+def test_the_whole_test_set_mean_counts_every_image(tmp_path, fused):
+    """3 whole batches and 7 more: the notebook's loop as before, the mean over all 103."""
+    n_test = 3 * BATCH + 7
+    write_mnist(tmp_path / 'data', n_test=n_test)
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'basic_lstm', '--epochs', '1',
+                                           *(['--fused'] if fused else [])))
+    assert status == 0, err
+    [mean] = [m for m in map(MEAN_LINE.match, out.splitlines()) if m]
+    assert int(mean.group(3)) == n_test
+    assert '10 train + 3 test batches per epoch (+ 7 test images)' in out
+    test, _ = events(str(tmp_path / 'logdir' / 'test_basic_lstm'))
+    assert [s for s, _ in test[mnist_rnn.TAG_TEST_ACCURACY]] == [11, 12, 13]
+    # The mean is the saved model's accuracy on all 103 images, computed apart (without
+    # --fused: the checkpoint is the same).
+    history = history_of(tmp_path, 'basic_lstm')
+    images, labels = make_digits(n_test, 2)
+    accuracy = checkpoint_accuracy(str(tmp_path / 'checkpoints' / 'mnist_basic_lstm' /
+                                       history['checkpoint']), 'basic_lstm', images, labels)
+    assert history['epochs'][0]['test_accuracy'] == pytest.approx(accuracy, abs=1e-9)
+    assert float(mean.group(2)) == pytest.approx(accuracy, abs=1e-6)
+    assert dict(test[mnist_rnn.TAG_TEST_MEAN_ACCURACY])[13] == pytest.approx(accuracy)
+
+
 # ---------------------------------------------------------------------------
-# Ctrl-C saves; the same command resumes
+# Ctrl-C and SIGTERM save; the same command resumes
 # ---------------------------------------------------------------------------
 
-def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path):
+@pytest.mark.parametrize('signum,name', [(signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM')],
+                         ids=['SIGINT', 'SIGTERM'])
+def test_a_signal_saves_and_the_same_command_resumes(tmp_path, signum, name):
     write_mnist(tmp_path / 'data')
     args = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '200', '--log-every', '1')
     proc = subprocess.Popen([sys.executable, SCRIPT] + args, cwd=str(tmp_path),
@@ -492,14 +620,14 @@ def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path):
         for line in proc.stdout:
             if line.startswith('[trn] ep 2,'):
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    match = re.search(r'^\[basic_rnn\] interrupted at ep (\d+), step (\d+): saved (\S+); run the '
-                      r'same command to resume$', out, re.M)
+    match = re.search(r'^\[basic_rnn\] interrupted by {} at ep (\d+), step (\d+): saved (\S+); '
+                      r'run the same command to resume$'.format(name), out, re.M)
     assert match, out
     step = int(match.group(2))
     assert step >= 13
@@ -516,60 +644,136 @@ def test_ctrl_c_saves_and_the_same_command_resumes(tmp_path):
     assert history['status'] == 'done' and len(history['losses']) == history['train_steps']
 
 
+@pytest.mark.parametrize('first', ['during-the-save', 'before-the-save'])
+def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, first):
+    """Ctrl-C in the middle of tf.train.Saver.save, as the first signal (the save after epoch
+    1) or as a second one (the save that a Ctrl-C at step 3 asked for): the save completes,
+    the run stops right after it, exit 0, and the same command resumes from it."""
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '3')
+    saver_save, summary = tf.train.Saver.save, mnist_rnn.summary
+    saved, summaries = [], []
+
+    def save_with_ctrl_c(self, sess, save_path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        path = saver_save(self, sess, save_path, *args, **kwargs)
+        saved.append(path)
+        return path
+
+    def summary_with_ctrl_c(*tags_and_values):
+        summaries.append(tags_and_values)
+        if len(summaries) == 3:   # step 3's
+            os.kill(os.getpid(), signal.SIGINT)
+        return summary(*tags_and_values)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tf.train.Saver, 'save', save_with_ctrl_c)
+        if first == 'before-the-save':
+            patch.setattr(mnist_rnn, 'summary', summary_with_ctrl_c)
+        status, out, err = run_main(argv)
+    assert status == 0, err
+    step, epoch = (13, 2) if first == 'during-the-save' else (3, 1)
+    assert len(saved) == 1 and saved[0].endswith('model.ckpt-{}'.format(step))
+    assert out.splitlines()[-1] == (
+        '[basic_rnn] interrupted by Ctrl-C at ep {}, step {}: saved {}; run the same command to '
+        'resume'.format(epoch, step, tmp_path / 'checkpoints' / 'mnist_basic_rnn'))
+    history = history_of(tmp_path, 'basic_rnn')
+    assert (history['status'], history['step'], history['checkpoint']) == (
+        'training', step, 'model.ckpt-{}'.format(step))
+    assert len(history['losses']) == (10 if step == 13 else 3)
+    # The checkpoint is whole (every variable and Adam slot reads back), and resumes.
+    variables = tf.train.load_checkpoint(saved[0]).get_variable_to_shape_map()
+    assert {'rnn/basic_rnn_cell/kernel', 'rnn/basic_rnn_cell/kernel/Adam_1', 'dense/bias',
+            'beta2_power'} <= set(variables)
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'resuming at ep {}, step {}'.format(epoch, step) in out
+    history = history_of(tmp_path, 'basic_rnn')
+    assert history['status'] == 'done' and len(history['losses']) == 30
+
+
 # ---------------------------------------------------------------------------
 # --fused: fused kernels (TF1), the same model
 # ---------------------------------------------------------------------------
 
-def _mnist_model(cell, fused, batch=4, hidden=6):
-    """(graph, model, inputs, labels) of a small MnistRnn."""
+def _run_model(cell, feed, weights=None, hidden=6, **kwargs):
+    """A small MnistRnn (batch dimension None, as the script's) on feed = (images, labels):
+    loss, {variable: gradient}, final state, the kernel op types used, and the weights:
+    `weights` {name: array} loaded into the variables, or drawn at random (biases too)."""
     graph = tf.Graph()
     with graph.as_default():
-        inputs = tf.placeholder(tf.float32, [batch, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS])
-        labels = tf.placeholder(tf.int64, [batch])
-        model = mnist_rnn.MnistRnn(inputs, labels, mnist_rnn.INPUT_UNITS, hidden, batch,
-                                   mnist_rnn.MAX_SEQ_LEN, cell, lstm_forget_bias=0.7,
-                                   ln_norm_smoothing=True, fused=fused)
-    return graph, model, inputs, labels
+        inputs = tf.placeholder(tf.float32, [None, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS])
+        labels = tf.placeholder(tf.int64, [None])
+        model = mnist_rnn.MnistRnn(inputs, labels, mnist_rnn.INPUT_UNITS, hidden, len(feed[1]),
+                                   mnist_rnn.MAX_SEQ_LEN, cell, lstm_forget_bias=0.7, **kwargs)
+        variables = tf.trainable_variables()
+        if weights is None:
+            rng = np.random.RandomState(5)
+            weights = {v.op.name: rng.uniform(-0.5, 0.5, v.shape.as_list()).astype(np.float32)
+                       for v in variables}
+        assert sorted(v.op.name for v in variables) == sorted(weights)
+        grads = tf.gradients(model.loss, variables)
+        with tf.Session(config=utils.session_config(2)) as sess:
+            sess.run(tf.global_variables_initializer())
+            for var in variables:
+                var.load(weights[var.op.name], sess)
+            loss, grad_values, state = sess.run(
+                [model.loss, grads, tf.nest.flatten(model.state)],
+                {inputs: feed[0], labels: feed[1]})
+        kernels = ({op.type for op in graph.get_operations()}
+                   & {'BlockLSTM', 'LSTMBlockCell', 'GRUBlockCell'})
+    return (loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state, kernels,
+            weights)
+
+
+def _random_feed(seed=2):
+    rng = np.random.RandomState(seed)
+    return (rng.rand(4, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS).astype(np.float32),
+            np.array([0, 3, 7, 9]))
+
+
+def assert_same_model(results, other):
+    (loss, grads, state), (other_loss, other_grads, other_state) = results[:3], other[:3]
+    assert other_loss == pytest.approx(loss, rel=1e-5)
+    assert sorted(grads) == sorted(other_grads)
+    for name in grads:
+        np.testing.assert_allclose(other_grads[name], grads[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+        assert np.abs(grads[name]).max() > 0, name
+    assert len(state) == len(other_state)
+    for part, other_part in zip(state, other_state):
+        np.testing.assert_allclose(other_part, part, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels); on TF2 it '
                                           'is an error, tested below')
 @pytest.mark.parametrize('cell', mnist_rnn.CELLS)
 def test_fused_is_the_same_model_same_variables_loss_gradients_and_state(cell):
-    rng = np.random.RandomState(2)
-    feed_values = (rng.rand(4, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS).astype(np.float32),
-                   np.array([0, 3, 7, 9]))
-    weights, results, kernels = None, [], []
-    for fused in (False, True):
-        graph, model, inputs, labels = _mnist_model(cell, fused)
-        with graph.as_default(), tf.Session(config=utils.session_config(2)) as sess:
-            variables = tf.trainable_variables()
-            if weights is None:   # random weights, biases included, shared by both graphs
-                weights = {v.op.name: rng.uniform(-0.5, 0.5, v.shape.as_list()).astype(np.float32)
-                           for v in variables}
-            assert sorted(v.op.name for v in variables) == sorted(weights)
-            sess.run(tf.global_variables_initializer())
-            for var in variables:
-                var.load(weights[var.op.name], sess)
-            grads = tf.gradients(model.loss, variables)
-            loss, grad_values, state = sess.run(
-                [model.loss, grads, tf.nest.flatten(model.state)],
-                {inputs: feed_values[0], labels: feed_values[1]})
-            results.append((loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state))
-            kernels.append({op.type for op in graph.get_operations()}
-                           & {'BlockLSTM', 'LSTMBlockCell', 'GRUBlockCell'})
-    (loss, grads, state), (fused_loss, fused_grads, fused_state) = results
+    feed = _random_feed()
+    plain = _run_model(cell, feed, ln_norm_smoothing=True)
+    fused = _run_model(cell, feed, weights=plain[4], ln_norm_smoothing=True, fused=True)
     # The fused kernel is really used where there is one, and never without --fused.
-    assert kernels[0] == set()
-    assert kernels[1] == {'basic_lstm': {'BlockLSTM'}, 'lstm': {'BlockLSTM'}}.get(cell, set())
-    assert fused_loss == pytest.approx(loss, rel=1e-5)
-    for name in grads:
-        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
-        assert np.abs(grads[name]).max() > 0, name
-    assert len(state) == len(fused_state)
-    for part, fused_part in zip(state, fused_state):
-        np.testing.assert_allclose(fused_part, part, rtol=1e-5, atol=1e-6)
+    assert plain[3] == set()
+    assert fused[3] == {'basic_lstm': {'BlockLSTM'}, 'lstm': {'BlockLSTM'}}.get(cell, set())
+    assert_same_model(plain, fused)
+    # A shorter batch runs too (the script's last test batch).
+    short = _run_model(cell, (feed[0][:3], feed[1][:3]), weights=plain[4], fused=True,
+                       ln_norm_smoothing=True)
+    np.testing.assert_allclose(short[2][0], plain[2][0][:3], rtol=1e-5, atol=1e-6)
+
+
+def test_ln_epsilon_runs_the_port_with_the_notebook_cells_variables():
+    """--ln-epsilon: on TF1 the port instead of contrib's cell. At contrib's epsilon (1e-12)
+    the same variables, loss, gradients and state for the same weights; at 1e-2 the same
+    variables (checkpoints load either way), and another loss."""
+    feed = _random_feed()
+    notebook = _run_model('ln_basic_lstm', feed)
+    port = _run_model('ln_basic_lstm', feed, weights=notebook[4],
+                      ln_epsilon=utils.LAYER_NORM_EPSILON)
+    assert_same_model(notebook, port)
+    remedy = _run_model('ln_basic_lstm', feed, weights=notebook[4],
+                        ln_epsilon=float(mnist_rnn.LN_EPSILON_REMEDY))
+    assert abs(remedy[0] - notebook[0]) > 1e-4
 
 
 @pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels)')
