@@ -10,7 +10,7 @@ flag away. Runs on TensorFlow 1.15 and, through tensorflow.compat.v1 in graph mo
     python char_rnn.py                          # train to step 5000 (Ctrl-C saves, re-run resumes)
     python char_rnn.py --steps 0                # train until Ctrl-C or SIGTERM
     python char_rnn.py --sample --prime "Make America" -n 280   # generate, no training
-    python char_rnn.py --sample --sampling lecture --temperature 1.5   # the lecture's sampling
+    python char_rnn.py --sample --sampling lecture      # the lecture's literal sampling, T 1.5
     python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text file
     python char_rnn.py --fused                  # TF1: the fused GRU kernel, the same model
     tensorboard --logdir logdir
@@ -67,7 +67,9 @@ class LectureConfig(object):
     batch_size = 64             # the lecture's
     lr = 0.0003                 # the lecture's Adam learning rate
     window = 50                 # the lecture's num_steps ("for RNN unrolled"); overlap window // 2
-    temperature = 1.5           # the lecture's self.temp
+    temperature = 0.9           # Fix: the lecture's 1.5 went with its sampling formula (see
+                                # sample_ids). 0.9: the highest T whose samples hold no more
+                                # noise than real text (bench/results/sampling-*.md)
     len_generated = 200         # the lecture's
     skip_step = 1               # the lecture logs every step
     steps = 5000                # finite, so `make train` ends (~10 min on 2 CPU cores)
@@ -91,6 +93,7 @@ class TinyConfig(LectureConfig):
 
 
 CONFIGS = {'lecture': LectureConfig, 'tiny': TinyConfig}
+LECTURE_TEMPERATURE = 1.5       # the lecture's self.temp, the default with --sampling lecture
 
 
 def make_config(args):
@@ -102,6 +105,8 @@ def make_config(args):
             setattr(cfg, name, getattr(args, name))
     if args.length is not None:
         cfg.len_generated = args.length
+    if args.sampling == 'lecture' and args.temperature is None:
+        cfg.temperature = LECTURE_TEMPERATURE
     return cfg
 
 
@@ -147,7 +152,8 @@ def parse_args(argv=None):
     p.add_argument('--keep-prob', type=utils.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
     p.add_argument('--temperature', type=utils.positive_float, default=None,
-                   help='sampling temperature (default: 1.5)')
+                   help='sampling temperature (default: 0.9; with --sampling lecture, the '
+                        'lecture\'s 1.5)')
     p.add_argument('--sampling', choices=['softmax', 'lecture'], default='softmax',
                    help='softmax: p proportional to exp(logits / T), the Maxwell-Boltzmann '
                         'sampling the lecture meant; lecture: its literal '
@@ -176,6 +182,11 @@ def parse_args(argv=None):
                    help='generate from the latest checkpoint and exit, no training')
     p.add_argument('--prime', action='append', default=None, metavar='TEXT',
                    help='with --sample: seed text, repeatable (default: the lecture\'s seeds)')
+    p.add_argument('--end-marker', default=None, metavar='TEXT',
+                   help='a sample ends after this text, the end of a line in the data ('
+                        'nothing after it was ever trained); \'\': always --length characters '
+                        '(default: the word every line of the data ends with, if any, as the '
+                        'tweets\' _E_; stored with the checkpoint)')
     p.add_argument('-n', '--length', type=utils.positive_int, default=None,
                    help='characters to generate after each seed (default: 200)')
     return p.parse_args(argv)
@@ -312,7 +323,7 @@ def lecture_logits(logits, temp):
 
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
-                 decay_steps=1000, clip=None, keep_prob=1.0, temperature=1.5,
+                 decay_steps=1000, clip=None, keep_prob=1.0, temperature=0.9,
                  len_generated=200, sampling='softmax', fused=False):
         if fused and not utils.TF1:
             raise UserError(FUSED_NEEDS_TF1)
@@ -439,8 +450,9 @@ class CharRNN(object):
             sentences.append(sentence)
         return sentences
 
-    def generate(self, sess, seeds=SEEDS, length=200, temperature=None):
-        """Each seed followed by `length` generated characters, in one session call.
+    def generate(self, sess, seeds=SEEDS, length=200, temperature=None, end=''):
+        """Each seed followed by `length` generated characters, in one session call,
+        or up to the first `end` (the data's end-of-line marker) among them.
 
         Every seed must have at least one vocabulary character (see clean_primes).
         """
@@ -451,7 +463,10 @@ class CharRNN(object):
         if temperature is not None:
             feed[self.temp] = temperature
         generated = sess.run(self.generated, feed)
-        return [seed + utils.vocab_decode(ids, self.vocab) for seed, ids in zip(seeds, generated)]
+        texts = [utils.vocab_decode(ids, self.vocab) for ids in generated]
+        if end:   # what follows the end of a line was never trained: noise
+            texts = [text[:text.index(end) + len(end)] if end in text else text for text in texts]
+        return [seed + text for seed, text in zip(seeds, texts)]
 
     def prime(self, sess, seeds):
         """The state after each seed (a tuple of [len(seeds), size] arrays, one per layer)."""
@@ -552,6 +567,14 @@ def clean_primes(primes, vocab):
     return cleaned
 
 
+def find_end_marker(lines):
+    """The word (nearly) every line ends with, as the tweets' _E_, or '': samples end there."""
+    last = collections.Counter(line.split()[-1] for line in lines if line.split())
+    total = sum(last.values())
+    word, count = last.most_common(1)[0] if last else ('', 0)
+    return word if total >= 100 and count >= 0.99 * total else ''
+
+
 def default_seeds(vocab):
     """The lecture's seeds in this vocabulary: their other characters dropped, empty ones skipped."""
     seeds = [s for s in (''.join(ch for ch in seed if ch in vocab) for seed in SEEDS) if s]
@@ -570,8 +593,9 @@ def evaluate(sess, model, batches):
 class Trainer(object):
     """The training loop and what it writes: the lecture's log lines, samples, events, checkpoints."""
 
-    def __init__(self, model, cfg, args, corpus, model_dir):
+    def __init__(self, model, cfg, args, corpus, model_dir, end_marker=''):
         self.model, self.cfg, self.args = model, cfg, args
+        self.end_marker = end_marker
         self.model_dir = model_dir
         self.batches = corpus.train
         self.val_batches = corpus.val.fixed_batches(cfg.batch_size, cfg.eval_batches)
@@ -687,7 +711,8 @@ class Trainer(object):
                 self.val_writer.flush()
 
     def print_samples(self):
-        sentences = self.model.generate(self.sess, self.seeds, self.cfg.len_generated)
+        sentences = self.model.generate(self.sess, self.seeds, self.cfg.len_generated,
+                                        end=self.end_marker)
         for sentence in sentences:
             print('\t' + sentence)
         # TensorBoard renders Markdown: indented, the samples show as they are.
@@ -723,17 +748,23 @@ def train(args, cfg):
                         'checkpoint of this script'.format(model_dir, CONFIG_FILE))
     lines = read_corpus_lines(args.data)
     vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, model_dir, lines)
+    end_marker = args.end_marker
+    if end_marker is None:
+        end_marker = stored.get('end_marker', '') if stored else find_end_marker(lines)
     validation = validation_settings(args, cfg)
     if stored is not None:
         check_same_validation(stored, validation, model_dir)
     corpus = Corpus(lines, vocab, cfg.window, args.val_frac, args.seed, args.data)
     print(corpus.describe(args.data, vocab_source))
+    if end_marker:
+        print('samples end after {!r}, the end of every line of the data (--end-marker)'.format(
+            end_marker))
     print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
           'lines'.format(len(corpus.train), cfg.window, corpus.train.n_lines, len(corpus.val),
                          corpus.val.n_lines))
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
-        trainer = Trainer(model, cfg, args, corpus, model_dir)
+        trainer = Trainer(model, cfg, args, corpus, model_dir, end_marker)
         with tf.Session(config=utils.session_config(args.threads)) as sess:
             sess.run(tf.global_variables_initializer())
             if ckpt:
@@ -744,7 +775,8 @@ def train(args, cfg):
             if stored is None:
                 write_stored_config(model_dir, {
                     'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
-                    'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation})
+                    'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
+                    'end_marker': end_marker})
             return trainer.train(sess)
 
 
@@ -761,14 +793,12 @@ def check_same_validation(stored, validation, model_dir):
     old = stored.get('validation')
     if old is None:   # written before validation settings were stored: the flags it had
         old = {key: stored[key] for key in ('seed', 'val_frac') if key in stored}
-    def short(value):   # a checksum's first 12 digits tell it apart
-        return value[:12] if isinstance(value, str) else value
-    changed = ['{} {} (now {})'.format(key, short(old[key]), short(validation[key]))
-               for key in sorted(old) if key in validation and old[key] != validation[key]]
+    changed = utils.describe_changes(old, {key: validation[key] for key in old
+                                           if key in validation})
     if changed:
         raise UserError('{} was trained with another validation set: {}; its best validation '
                         'loss would not compare. Resume with the same data and flags, or use '
-                        'another --model'.format(model_dir, ', '.join(changed)))
+                        'another --model'.format(model_dir, changed))
 
 
 # ---------------------------------------------------------------------------
@@ -792,7 +822,8 @@ def sample(args, cfg):
         saver = tf.train.Saver()
         with tf.Session(config=utils.session_config(args.threads)) as sess:
             utils.restore(sess, saver, ckpt)
-            for sentence in model.generate(sess, primes, cfg.len_generated):
+            end = stored.get('end_marker', '') if args.end_marker is None else args.end_marker
+            for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)
     return 0
 

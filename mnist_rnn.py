@@ -60,9 +60,8 @@ from utils import tf, rnn, UserError
 
 # The notebook's cells, in the order of its Tests #1-#5.
 CELLS = ('basic_rnn', 'basic_lstm', 'gru', 'lstm', 'ln_basic_lstm')
-INPUT_UNITS = 28   # pixels per row
-MAX_SEQ_LEN = 28   # rows per image
-NUM_CLASSES = 10
+MAX_SEQ_LEN, INPUT_UNITS = utils.MNIST_SHAPE   # rows per image, pixels per row
+NUM_CLASSES = utils.MNIST_CLASSES
 NAN_EXIT = 3       # exit status when a cell stopped on NaN or Inf
 FUSED_NEEDS_TF1 = '--fused needs TF1\'s tf.contrib kernels (TensorFlow 1.15)'
 # TensorBoard tags. The notebook's tf.Summary.Value tags, as its OCR'd text reads
@@ -198,122 +197,9 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------
-# Data: the four IDX files, split as TF1's read_data_sets
+# Data: MNIST's four IDX files (utils.load_mnist, downloaded when missing), split as
+# TF1's read_data_sets: {'train', 'validation', 'test'} DataSets of images and labels
 # ---------------------------------------------------------------------------
-
-DEFAULT_DATA_DIR = os.path.join('data', 'mnist')
-# The mirror TF1's tensorflow/contrib/learn/.../mnist.py downloaded from.
-MIRROR = 'https://storage.googleapis.com/cvdf-datasets/mnist/'
-FILES = (('train_images', 'train-images-idx3-ubyte'),
-         ('train_labels', 'train-labels-idx1-ubyte'),
-         ('test_images', 't10k-images-idx3-ubyte'),
-         ('test_labels', 't10k-labels-idx1-ubyte'))
-SHA256 = {name + '.gz': digest for name, digest in (
-    ('train-images-idx3-ubyte', '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609'),
-    ('train-labels-idx1-ubyte', '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c'),
-    ('t10k-images-idx3-ubyte', '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6'),
-    ('t10k-labels-idx1-ubyte', 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6'))}
-
-
-class DataSet(object):
-    """images float32 [N, 28, 28] in [0, 1], labels int64 [N]."""
-
-    def __init__(self, images, labels):
-        self.images = images
-        self.labels = labels
-        self.num_examples = len(labels)
-
-    def batches(self, batch_size):
-        """[(images, labels)] of the whole batches in order (the notebook's loops; see
-        evaluate for the rest)."""
-        count = self.num_examples // batch_size
-        images = self.images[:count * batch_size].reshape(
-            [count, batch_size, MAX_SEQ_LEN, INPUT_UNITS])
-        labels = self.labels[:count * batch_size].reshape([count, batch_size])
-        return list(zip(images, labels))
-
-
-def idx_path(data_dir, name):
-    """The file `name` or `name`.gz in data_dir, or None."""
-    for candidate in (name + '.gz', name):
-        path = os.path.join(data_dir, candidate)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def fetch_mnist(data_dir, missing):
-    """Downloads the missing files into data_dir (sha256-checked); one clear error offline."""
-    for name in missing:
-        try:
-            utils.download(MIRROR + name + '.gz', os.path.join(data_dir, name + '.gz'),
-                           SHA256[name + '.gz'])
-        except utils.DownloadError as e:
-            reason = e.problem
-            raise UserError('{} lacks the MNIST files {}, and {}; offline? put them there '
-                            'yourself, or pass --data-dir DIR with the four IDX files'.format(
-                                data_dir, ', '.join(n + '.gz' for n in missing), reason))
-
-
-def read_images_and_labels(images_path, labels_path):
-    images = utils.read_idx(images_path)
-    labels = utils.read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (MAX_SEQ_LEN, INPUT_UNITS):
-        raise UserError('{}: images of shape {}, need N x {} x {} (MNIST format)'.format(
-            images_path, ' x '.join(str(d) for d in images.shape), MAX_SEQ_LEN, INPUT_UNITS))
-    if labels.ndim != 1:
-        raise UserError('{}: labels of shape {}, need one label per image'.format(
-            labels_path, ' x '.join(str(d) for d in labels.shape)))
-    if len(images) != len(labels):
-        raise UserError('{} holds {} images but {} holds {} labels'.format(
-            images_path, len(images), labels_path, len(labels)))
-    if labels.dtype.kind not in 'iu':
-        raise UserError('{}: labels of type {}, need integers 0..{}'.format(
-            labels_path, labels.dtype.name, NUM_CLASSES - 1))
-    if images.dtype != np.uint8 and images.dtype.kind != 'f':
-        raise UserError('{}: pixels of type {}, need unsigned bytes (or floats in [0, 1])'.format(
-            images_path, images.dtype.name))
-    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        bad = labels[(labels < 0) | (labels >= NUM_CLASSES)]
-        raise UserError('{}: {} labels outside 0..{} (e.g. {})'.format(
-            labels_path, len(bad), NUM_CLASSES - 1, bad[0]))
-    if images.dtype == np.uint8:
-        # As read_data_sets: float32 scaled to [0, 1].
-        images = np.multiply(images.astype(np.float32), 1.0 / 255.0)
-    else:
-        images = images.astype(np.float32)   # IDX floats are taken as they are
-    return images, labels.astype(np.int64)
-
-
-def load_mnist(data_dir=None, validation_size=5000, train_limit=0, test_limit=0):
-    """{'train', 'validation', 'test'} DataSets from the four IDX files in data_dir.
-
-    data_dir None is the default location, where missing files are downloaded.
-    """
-    download = data_dir is None
-    data_dir = DEFAULT_DATA_DIR if data_dir is None else data_dir
-    missing = [name for _, name in FILES if idx_path(data_dir, name) is None]
-    if missing and download:
-        fetch_mnist(data_dir, missing)
-    elif missing:
-        raise UserError('{} lacks {} (MNIST IDX files, .gz or not); pass --data-dir DIR '
-                        'with all four, or leave --data-dir out to download MNIST into {}'.format(
-                            data_dir, ', '.join(missing), DEFAULT_DATA_DIR))
-    paths = {key: idx_path(data_dir, name) for key, name in FILES}
-    train_images, train_labels = read_images_and_labels(paths['train_images'],
-                                                        paths['train_labels'])
-    test_images, test_labels = read_images_and_labels(paths['test_images'], paths['test_labels'])
-    if validation_size >= len(train_images):
-        raise UserError('--validation-size {} leaves none of the {} training images in {} to '
-                        'train on'.format(validation_size, len(train_images), data_dir))
-    data = {'validation': DataSet(train_images[:validation_size], train_labels[:validation_size]),
-            'train': DataSet(train_images[validation_size:], train_labels[validation_size:]),
-            'test': DataSet(test_images, test_labels)}
-    for key, limit in (('train', train_limit), ('test', test_limit)):
-        if limit:
-            data[key] = DataSet(data[key].images[:limit], data[key].labels[:limit])
-    return data
-
 
 def data_fingerprint(data):
     """Sizes and a checksum of the labels: tells a checkpoint which data it was trained on."""
@@ -435,12 +321,6 @@ class Stopped(Exception):
     """Ctrl-C or SIGTERM asked training to stop (between two steps); the caller saves."""
 
 
-def summary(*tags_and_values):
-    """A tf.Summary built in python, as the notebook does (no summary ops in the graph)."""
-    return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
-                             for tag, value in tags_and_values])
-
-
 # Why ln_basic_lstm goes NaN (both stacks): MNIST digits start with blank rows (85% with 4
 # or more, up to 11). There, from the zero initial state, every pre-activation and (beta, the
 # shift, starting at 0) the state are exactly 0, and layer norm of a zero-variance vector
@@ -528,8 +408,8 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
             train_elapsed.append(t_elapsed)
             step += 1
 
-            train_writer.add_summary(summary((TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)),
-                                     global_step=step)
+            train_writer.add_summary(utils.scalar_summary(
+                (TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)), global_step=step)
             finite = np.isfinite(loss)
             if step % args.log_every == 0 or not finite:
                 # On NaN this prints the notebook's `loss nan` line before stopping.
@@ -565,7 +445,8 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
             t_elapsed = time.time() - t_start
             test_elapsed.append(t_elapsed)
             step += 1
-            test_writer.add_summary(summary((TAG_TEST_ACCURACY, accuracy)), global_step=step)
+            test_writer.add_summary(utils.scalar_summary((TAG_TEST_ACCURACY, accuracy)),
+                                    global_step=step)
             if step % args.log_every == 0:
                 window_accuracy = float(np.amin(test_accuracy))
                 print('[tst] ep {:d}, step {:d}, accu {:f}, sec/iter {:f}'.format(
@@ -592,7 +473,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
                 ep + 1, validation_accuracy, validation_count), file=out)
             means.append((TAG_VALIDATION_ACCURACY, validation_accuracy))
         out.flush()
-        test_writer.add_summary(summary(*means), global_step=step)
+        test_writer.add_summary(utils.scalar_summary(*means), global_step=step)
         train_writer.flush()
         test_writer.flush()
         history['epochs'].append({'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
@@ -643,16 +524,7 @@ def load_history(ckpt_dir):
 
 
 def save_history(ckpt_dir, history):
-    utils.safe_mkdir(ckpt_dir)
-    path = os.path.join(ckpt_dir, HISTORY)
-    with open(path + '.tmp', 'w') as f:
-        json.dump(history, f)
-    os.replace(path + '.tmp', path)
-
-
-def describe_difference(old, new):
-    return ', '.join('{} {} (now {})'.format(k, old.get(k), new[k])
-                     for k in sorted(new) if old.get(k) != new[k])
+    utils.write_json(os.path.join(ckpt_dir, HISTORY), history)
 
 
 def clear_events(folder):
@@ -676,9 +548,9 @@ def train_cell(cell, args, data, out=None, stop=None):
         if history.get('status') != 'nan':
             raise UserError('{} holds a {} run with other settings: {}; pass --force to train it '
                             'again, or another --checkpoint-dir'.format(
-                                ckpt_dir, cell, describe_difference(history['settings'], settings)))
+                                ckpt_dir, cell, utils.describe_changes(history['settings'], settings)))
         print('[{}] replacing the run that stopped on NaN in {} ({})'.format(
-            cell, ckpt_dir, describe_difference(history['settings'], settings)), file=out)
+            cell, ckpt_dir, utils.describe_changes(history['settings'], settings)), file=out)
         history = None
     if history is not None and (history['status'] == 'nan' or
                                 len(history['epochs']) >= args.epochs):
@@ -900,7 +772,7 @@ def plot_results(results, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    data = load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
+    data = utils.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     results = []
     # From here Ctrl-C and SIGTERM only set `stop`: training stops between two steps, saves
     # and exits 0; one during a save waits for it (utils.stop_on_signals).

@@ -93,14 +93,14 @@ def mnist_step(cell, steps, repeats, warmup, seed=0, fused=False):
     mnist_rnn = _script('mnist_rnn')
     if mnist_rnn is None:
         return common.skipped('mnist_rnn.py not found')
-    from utils import session_config, tf
+    from utils import DataSet, session_config, tf
     cfg = mnist_rnn.NotebookConfig()
     tf.set_random_seed(seed)
     rng = np.random.RandomState(seed)
     count = cfg.batch_size * (warmup + steps * repeats)
     shape = [count, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS]
-    data = mnist_rnn.DataSet(rng.rand(*shape).astype(np.float32),
-                             rng.randint(0, 10, size=count).astype(np.int64))
+    data = DataSet(rng.rand(*shape).astype(np.float32),
+                   rng.randint(0, 10, size=count).astype(np.int64))
     batches = data.batches(cfg.batch_size)
     inputs = tf.placeholder(tf.float32, [cfg.batch_size] + shape[1:], name='inputs')
     labels = tf.placeholder(tf.int64, [cfg.batch_size], name='labels')

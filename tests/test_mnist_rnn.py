@@ -511,9 +511,9 @@ def test_unknown_cell_lists_the_choices(tmp_path):
 
 def test_offline_download_names_the_files_and_the_flag(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(mnist_rnn, 'MIRROR', 'http://127.0.0.1:9/')
+    monkeypatch.setattr(utils, 'MNIST_MIRROR', 'http://127.0.0.1:9/')
     with pytest.raises(utils.UserError) as e:
-        mnist_rnn.load_mnist()
+        utils.load_mnist()
     message = str(e.value)
     for name in ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
                  't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'):
@@ -547,14 +547,14 @@ def test_download_into_the_default_location_checks_sha256(tmp_path, monkeypatch)
     mirror = tmp_path / 'mirror'
     mirror.mkdir()
     train, test = make_digits(N_TRAIN, 1), make_digits(N_TEST, 2)
-    for (_, name), array in zip(mnist_rnn.FILES, train + test):
+    for (_, name), array in zip(utils.MNIST_FILES, train + test):
         write_idx(str(mirror / (name + '.gz')), array)
     sha256 = {path.name: utils.sha256_of(str(path)) for path in mirror.iterdir()}
-    monkeypatch.setattr(mnist_rnn, 'SHA256', sha256)
+    monkeypatch.setattr(utils, 'MNIST_SHA256', sha256)
     monkeypatch.chdir(tmp_path)
     with serving(mirror) as address:
-        monkeypatch.setattr(mnist_rnn, 'MIRROR', address)
-        data = mnist_rnn.load_mnist(validation_size=20)
+        monkeypatch.setattr(utils, 'MNIST_MIRROR', address)
+        data = utils.load_mnist(validation_size=20)
         assert sorted(os.listdir(os.path.join('data', 'mnist'))) == sorted(sha256)
         assert data['train'].num_examples == N_TRAIN - 20
         assert data['test'].num_examples == N_TEST
@@ -562,14 +562,14 @@ def test_download_into_the_default_location_checks_sha256(tmp_path, monkeypatch)
         os.remove(os.path.join('data', 'mnist', 't10k-labels-idx1-ubyte.gz'))
         sha256['t10k-labels-idx1-ubyte.gz'] = '0' * 64
         with pytest.raises(utils.UserError) as e:
-            mnist_rnn.load_mnist()
+            utils.load_mnist()
     assert 'checksum mismatch' in str(e.value) and '--data-dir' in str(e.value)
     assert not os.path.exists(os.path.join('data', 'mnist', 't10k-labels-idx1-ubyte.gz'))
 
 
 def test_split_as_read_data_sets(tmp_path):
     write_mnist(tmp_path / 'data')
-    data = mnist_rnn.load_mnist(str(tmp_path / 'data'), validation_size=50)
+    data = utils.load_mnist(str(tmp_path / 'data'), validation_size=50)
     images, labels = make_digits(N_TRAIN, 1)
     assert data['validation'].num_examples == 50 and data['train'].num_examples == N_TRAIN - 50
     np.testing.assert_array_equal(data['train'].labels, labels[50:])
@@ -651,7 +651,7 @@ def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, fir
     the run stops right after it, exit 0, and the same command resumes from it."""
     write_mnist(tmp_path / 'data')
     argv = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '3')
-    saver_save, summary = tf.train.Saver.save, mnist_rnn.summary
+    saver_save, summary = tf.train.Saver.save, utils.scalar_summary
     saved, summaries = [], []
 
     def save_with_ctrl_c(self, sess, save_path, *args, **kwargs):
@@ -669,7 +669,7 @@ def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, fir
     with monkeypatch.context() as patch:
         patch.setattr(tf.train.Saver, 'save', save_with_ctrl_c)
         if first == 'before-the-save':
-            patch.setattr(mnist_rnn, 'summary', summary_with_ctrl_c)
+            patch.setattr(utils, 'scalar_summary', summary_with_ctrl_c)
         status, out, err = run_main(argv)
     assert status == 0, err
     step, epoch = (13, 2) if first == 'during-the-save' else (3, 1)
