@@ -38,8 +38,8 @@ notebook's printed [tst] figure, the notebook's own in the first column; speed: 
     | ln_basic_lstm, eps 1e-2 | nan      | 0.9375     | 0.9719          | 0.9719 (10)                   |
 
     made with: python mnist_rnn.py --cell all --ln-epsilon 1e-2 --data-dir ../shared/data/mnist
-    (without --ln-epsilon or --ln-smoothing
-    ln_basic_lstm stops on NaN at step 2, as the notebook's did)
+    (without --ln-epsilon or --ln-smoothing, ln_basic_lstm stops on NaN at step 2, as the
+    notebook's did)
 """
 from __future__ import print_function
 
