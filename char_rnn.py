@@ -741,6 +741,12 @@ class Trainer(object):
 
 def train(args, cfg):
     model_dir = os.path.join(args.checkpoint_dir, args.model)
+    # One run per model folder: two would rotate each other's checkpoints away.
+    with utils.folder_lock(model_dir, 'another --model or --checkpoint-dir'):
+        return train_in(model_dir, args, cfg)
+
+
+def train_in(model_dir, args, cfg):
     stored = read_stored_config(model_dir)
     ckpt = latest_checkpoint(model_dir)
     if ckpt and stored is None:
@@ -821,7 +827,16 @@ def sample(args, cfg):
         model = build_model(vocab, hidden_sizes, args, cfg)
         saver = tf.train.Saver()
         with tf.Session(config=utils.session_config(args.threads)) as sess:
-            utils.restore(sess, saver, ckpt)
+            # A training run may rotate the checkpoint away meanwhile: take its latest then.
+            while True:
+                try:
+                    utils.restore(sess, saver, ckpt)
+                    break
+                except UserError:
+                    newer = latest_checkpoint(model_dir)
+                    if newer == ckpt:
+                        raise
+                    ckpt = newer
             end = stored.get('end_marker', '') if args.end_marker is None else args.end_marker
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)

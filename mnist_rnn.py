@@ -539,16 +539,23 @@ def train_cell(cell, args, data, out=None, stop=None):
     stop: a utils.StopRequest; once set, training stops between two steps, saves, and the
     status is 'interrupted' (or 'done' if the signal came during the last epoch's save).
     """
+    ckpt_dir = os.path.join(args.checkpoint_dir, 'mnist_' + cell)
+    # One run per cell folder: two would overwrite each other's checkpoints and history.
+    with utils.folder_lock(ckpt_dir):
+        return train_cell_in(ckpt_dir, cell, args, data, out, stop)
+
+
+def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
     out = out or sys.stdout
     stop = utils.StopRequest() if stop is None else stop
     settings = run_settings(cell, args, data)
-    ckpt_dir = os.path.join(args.checkpoint_dir, 'mnist_' + cell)
     history = None if args.force else load_history(ckpt_dir)
     if history is not None and history['settings'] != settings:
         if history.get('status') != 'nan':
             raise UserError('{} holds a {} run with other settings: {}; pass --force to train it '
                             'again, or another --checkpoint-dir'.format(
-                                ckpt_dir, cell, utils.describe_changes(history['settings'], settings)))
+                                ckpt_dir, cell,
+                                utils.describe_changes(history['settings'], settings)))
         print('[{}] replacing the run that stopped on NaN in {} ({})'.format(
             cell, ckpt_dir, utils.describe_changes(history['settings'], settings)), file=out)
         history = None

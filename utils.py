@@ -265,6 +265,49 @@ def restore(sess, saver, path):
         raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
 
 
+@contextlib.contextmanager
+def folder_lock(folder, elsewhere='another --checkpoint-dir'):
+    """Context: an exclusive OS lock (flock) on folder for a run that writes into it.
+
+    A second run on the same folder is a UserError naming the process that holds it. The
+    kernel drops the lock when its holder exits, however it exits (kill -9 included), so
+    nothing is ever left to clean up. Readers (--sample) take no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:   # not a POSIX system: no locking
+        yield
+        return
+    safe_mkdir(folder)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(os.fstat(fd))
+            raise UserError('{} is in use by another run ({}): wait for it to finish, or '
+                            'train side by side in {}'.format(
+                                folder, 'process {}'.format(holder) if holder else
+                                'another process', elsewhere))
+        yield
+    finally:
+        os.close(fd)   # releases the lock
+
+
+def _lock_holder(stat):
+    """The pid holding a flock on the file of this stat, from /proc/locks (Linux), or None."""
+    inode = '{:02x}:{:02x}:{}'.format(os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino)
+    try:
+        with open('/proc/locks') as f:
+            for line in f:
+                fields = line.split()
+                if 'FLOCK' in fields and len(fields) > 5 and fields[5] == inode:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def write_json(path, value):
     """json.dump to path atomically (a temporary file renamed over it)."""
     safe_mkdir(os.path.dirname(path))

@@ -245,6 +245,30 @@ def test_default_sampling_draws_softmax_of_logits_over_temperature(temperature):
     assert lecture[4:].sum() > 0.3 and lecture[4:].sum() > 15 * softmax[4:].sum()
 
 
+def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):
+    """Every tweet ends with _E_: what a sample draws after it was never trained."""
+    lines = ['word {} _E_'.format(i) for i in range(150)]
+    assert char_rnn.find_end_marker(lines) == '_E_'
+    assert char_rnn.find_end_marker(lines[:99]) == ''          # too few lines to tell
+    assert char_rnn.find_end_marker(lines[:140] + ['x y'] * 10) == ''
+    model, sess = make_model('abcd', (8, 8), seed=2)
+    cut = model.generate(sess, ['ab'] * 40, 30, end='c')
+    whole = model.generate(sess, ['ab'] * 40, 30)
+    assert all(len(text) == 32 for text in whole)
+    assert any(len(text) < 32 for text in cut)
+    for text in cut:
+        generated = text[2:]
+        assert (generated.count('c') == 1 and generated.endswith('c')) or (
+            'c' not in generated and len(generated) == 30)
+    data = tmp_path / 'tweets.txt'
+    data.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    code, out, err = run(tiny_args(tmp_path, data, steps=3), capsys)
+    assert code == 0, err
+    assert "samples end after '_E_'" in out
+    stored = json.loads((tmp_path / 'ckpt' / 'trump_tweets' / 'config.json').read_text('utf-8'))
+    assert stored['end_marker'] == '_E_'
+
+
 def test_in_graph_generation_draws_as_the_lectures_loop():
     # At a vanishing temperature both pick the most likely character: same text.
     model, sess = make_model('abcdefgh', (8, 8), seed=3, sampling='softmax')
@@ -485,6 +509,36 @@ def test_best_holds_the_lowest_validation_loss(tmp_path, capsys):
     best = tf.train.latest_checkpoint(str(tmp_path / 'ckpt' / 'trump_tweets' / 'best'))
     assert tf.train.load_variable(best, 'global_step') == best_step
     assert tf.train.load_variable(best, 'best_val_loss') == pytest.approx(min(losses), abs=1e-4)
+
+
+def test_one_run_per_model_folder(tmp_path, capsys):
+    """A second training run on the folder stops at once naming the holder; the first goes
+    on; --sample still reads; once the holder is killed (-9) the next run resumes."""
+    data = write_corpus(tmp_path / 'corpus.txt')
+    holder = subprocess.Popen([sys.executable, SCRIPT] + tiny_args(tmp_path, data, steps=0),
+                              cwd=str(tmp_path), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, encoding='utf-8')
+    try:
+        lines = []   # a validation, then the checkpoint it saves before the next step
+        assert _read_until(holder, r'    Validation loss', lines), ''.join(lines)
+        assert _read_until(holder, r'Iter \d+\. ', lines), ''.join(lines)
+        model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+        code, out, err = run(tiny_args(tmp_path, data, steps=50), capsys)
+        assert code == 2 and 'Iter' not in out
+        assert err.strip().endswith('{} is in use by another run (process {}): wait for it to '
+                                    'finish, or train side by side in another --model or '
+                                    '--checkpoint-dir'.format(model_dir, holder.pid)), err
+        code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '-n', '5'],
+                             capsys)
+        assert code == 0 and len(out.splitlines()) >= 1, err
+        assert _read_until(holder, r'    Validation loss', lines), ''.join(lines)  # goes on
+    finally:
+        holder.kill()
+        holder.communicate()
+    step = tf.train.load_variable(tf.train.latest_checkpoint(str(model_dir)), 'global_step')
+    assert step >= 6
+    code, out, err = run(tiny_args(tmp_path, data, steps=step + 1), capsys)
+    assert code == 0 and 'resumed from' in out and 'at step {}'.format(step) in out, err
 
 
 # ---------------------------------------------------------------------------

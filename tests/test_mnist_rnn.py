@@ -644,6 +644,38 @@ def test_a_signal_saves_and_the_same_command_resumes(tmp_path, signum, name):
     assert history['status'] == 'done' and len(history['losses']) == history['train_steps']
 
 
+def test_one_run_per_cell_folder(tmp_path):
+    """A second run of the same cell and folder stops at once naming the holder, the first
+    goes on; killed (-9), the holder leaves no lock: the same command resumes."""
+    write_mnist(tmp_path / 'data')
+    args = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '200', '--log-every', '1')
+    holder = subprocess.Popen([sys.executable, SCRIPT] + args, cwd=str(tmp_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+    try:
+        for line in holder.stdout:
+            if line.startswith('[trn] ep 2,'):   # epoch 1 is saved
+                break
+        second = run_script(args, tmp_path)
+        assert second.returncode == 2 and '[trn]' not in second.stdout
+        assert second.stderr.strip().endswith(
+            '{} is in use by another run (process {}): wait for it to finish, or train side by '
+            'side in another --checkpoint-dir'.format(
+                os.path.join(str(tmp_path / 'checkpoints'), 'mnist_basic_rnn'), holder.pid))
+        for line in holder.stdout:
+            if line.startswith('[trn] ep 3,'):   # it went on
+                break
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.communicate()
+    history = json.load(open(str(tmp_path / 'checkpoints' / 'mnist_basic_rnn' / 'history.json')))
+    args[args.index('200')] = str(history['epoch'] + 1)
+    result = run_script(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'resuming at ep {}, step {}'.format(history['epoch'] + 1, history['step']) in result.stdout
+
+
 @pytest.mark.parametrize('first', ['during-the-save', 'before-the-save'])
 def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, first):
     """Ctrl-C in the middle of tf.train.Saver.save, as the first signal (the save after epoch

@@ -31,17 +31,6 @@ def test_shim_is_graph_mode_tf1_api():
         assert callable(getattr(utils.rnn, name)), name
 
 
-def test_cells_run_in_dynamic_rnn():
-    with tf.Graph().as_default():
-        x = tf.placeholder(tf.float32, [None, 3, 2])
-        cell = utils.rnn.MultiRNNCell([utils.rnn.GRUCell(4), utils.rnn.GRUCell(5)])
-        out, state = tf.nn.dynamic_rnn(cell, x, dtype=tf.float32)
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            o, s = sess.run([out, state], {x: np.ones((2, 3, 2))})
-    assert o.shape == (2, 3, 5) and s[0].shape == (2, 4)
-
-
 # --- vocabulary ------------------------------------------------------------------
 
 def test_encode_ids_start_at_one_and_decode_round_trips():
@@ -365,13 +354,6 @@ def test_idx_rejects_bad_files(tmp_path):
 
 
 # --- small things -----------------------------------------------------------------
-
-def test_safe_mkdir_nested_and_existing(tmp_path):
-    path = str(tmp_path / 'a' / 'b')
-    utils.safe_mkdir(path)
-    utils.safe_mkdir(path)
-    assert os.path.isdir(path)
-
 
 def test_run_main_turns_user_error_into_exit_code(capsys):
     def main(argv):
