@@ -11,7 +11,8 @@ all generated characters:
     sampling at T = 1 from the model matches its validation loss.
 
 softmax is p ~ exp(logits / T), char_rnn.py's default; lecture is the lecture's literal
-multinomial(exp(logits / T)), p ~ exp(exp(logits / T)). The table and a sample of each row
+multinomial(exp(logits / T)), p ~ exp(exp(logits / T)). Samples end at the data's end
+marker (the tweets' _E_), as char_rnn.py prints them. The table and a sample of each row
 go to bench/results/sampling-<stack>.md (the command that made it is written there too).
 
     python char_rnn.py --data ../shared/data/trump_tweets.txt --steps 5000
@@ -82,19 +83,20 @@ def main(argv=None):
         with tf.Graph().as_default():
             model = char_rnn.build_model(vocab, sizes, cargs, cfg)
             with tf.Session(config=utils.session_config()) as sess:
-                char_rnn.restore(sess, tf.train.Saver(), ckpt)
+                utils.restore(sess, tf.train.Saver(), ckpt)
                 step = sess.run(model.gstep)
                 if not rows:
                     held_out = np.concatenate([target_probabilities(sess, model, batch)[
                         batch[:, 1:] > 0] for batch in corpus.val.fixed_batches(64)])
                 texts, probs = [], []
                 for _ in range(args.rounds):
-                    batch = model.generate(sess, seeds, args.length, temperature=temperature)
+                    batch = model.generate(sess, seeds, args.length, temperature=temperature,
+                                           end=stored.get('end_marker', ''))
                     picked = target_probabilities(sess, model, char_rnn.pad(
                         [utils.vocab_encode(text, vocab) for text in batch]))
                     # The generated characters' targets: after each seed's last character.
-                    probs += [row[len(seed) - 1:len(seed) - 1 + args.length]
-                              for row, seed in zip(picked, seeds)]
+                    probs += [row[len(seed) - 1:len(text) - 1]
+                              for row, seed, text in zip(picked, seeds, batch)]
                     texts += batch
                 probs = np.concatenate(probs)
         generated = ''.join(t[len(s):] for t, s in zip(texts, seeds * args.rounds))
@@ -106,9 +108,10 @@ def main(argv=None):
     with open(out, 'w', encoding='utf-8') as f:
         f.write('# Sampling: formula and temperature ({})\n\n'.format(utils.STACK))
         f.write('Written by `{}` on {}, checkpoint `{}` (step {}, held-out loss {:.3f} nats/char '
-                'by this measure). {} x {} seeds x {} characters per row.\n\n'.format(
-                    command.strip(), datetime.date.today(), os.path.relpath(ckpt, ROOT), step,
-                    float(-np.mean(np.log(held_out))), args.rounds, len(seeds), args.length))
+                'by this measure). {} x {} seeds x up to {} characters, to the end marker {!r}, per row.\n\n'.format(
+                    command.strip(), datetime.date.today(), ckpt, step,
+                    float(-np.mean(np.log(held_out))), args.rounds, len(seeds), args.length,
+                    stored.get('end_marker', '')))
         f.write('| sampling | T | rare chars | model < 1% | model NLL (nats/char) |\n'
                 '|---|--:|--:|--:|--:|\n')
         f.write('| (corpus / held-out lines) | | {:.2%} | {:.2%} | {:.3f} |\n'.format(
