@@ -278,6 +278,10 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir'):
     except ImportError:   # not a POSIX system: no locking
         yield
         return
+    created, parent = [], os.path.abspath(folder)
+    while not os.path.isdir(parent):   # the folders this makes, innermost first
+        created.append(parent)
+        parent = os.path.dirname(parent)
     safe_mkdir(folder)
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -292,6 +296,10 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir'):
         yield
     finally:
         os.close(fd)   # releases the lock
+        for path in created:   # nothing written (bad input): leave nothing behind
+            if os.listdir(path):
+                break
+            os.rmdir(path)
 
 
 def _lock_holder(stat):
