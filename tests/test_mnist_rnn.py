@@ -608,18 +608,24 @@ def test_the_whole_test_set_mean_counts_every_image(tmp_path, fused):
 # Ctrl-C and SIGTERM save; the same command resumes
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize('signum,name', [(signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM')],
-                         ids=['SIGINT', 'SIGTERM'])
-def test_a_signal_saves_and_the_same_command_resumes(tmp_path, signum, name):
+def start_long_run(tmp_path):
+    """basic_rnn for 200 epochs in a subprocess, once epoch 1 is saved: (process, its args)."""
     write_mnist(tmp_path / 'data')
     args = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '200', '--log-every', '1')
     proc = subprocess.Popen([sys.executable, SCRIPT] + args, cwd=str(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True)
+    for line in proc.stdout:
+        if line.startswith('[trn] ep 2,'):
+            break
+    return proc, args
+
+
+@pytest.mark.parametrize('signum,name', [(signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM')],
+                         ids=['SIGINT', 'SIGTERM'])
+def test_a_signal_saves_and_the_same_command_resumes(tmp_path, signum, name):
+    proc, args = start_long_run(tmp_path)
     try:
-        for line in proc.stdout:
-            if line.startswith('[trn] ep 2,'):
-                break
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -647,15 +653,8 @@ def test_a_signal_saves_and_the_same_command_resumes(tmp_path, signum, name):
 def test_one_run_per_cell_folder(tmp_path):
     """A second run of the same cell and folder stops at once naming the holder, the first
     goes on; killed (-9), the holder leaves no lock: the same command resumes."""
-    write_mnist(tmp_path / 'data')
-    args = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '200', '--log-every', '1')
-    holder = subprocess.Popen([sys.executable, SCRIPT] + args, cwd=str(tmp_path),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True)
+    holder, args = start_long_run(tmp_path)
     try:
-        for line in holder.stdout:
-            if line.startswith('[trn] ep 2,'):   # epoch 1 is saved
-                break
         second = run_script(args, tmp_path)
         assert second.returncode == 2 and '[trn]' not in second.stdout
         assert second.stderr.strip().endswith(
