@@ -159,7 +159,8 @@ def parse_args(argv=None):
                    help='softmax: p proportional to exp(logits / T), the Maxwell-Boltzmann '
                         'sampling the lecture meant; lecture: its literal '
                         'multinomial(exp(logits / T)), p proportional to exp(exp(logits / T)), '
-                        'which mixes uniform noise into the samples of a trained model')
+                        'whose sharpness depends on the level of the logits: near-greedy '
+                        'repetition or uniform noise, by the checkpoint')
     p.add_argument('--skip-step', type=utils.positive_int, default=None,
                    help='print the loss every N steps (default: 1, as the lecture)')
     p.add_argument('--sample-every', type=utils.non_negative_int, default=None,
@@ -386,7 +387,7 @@ class CharRNN(object):
         self.loss_per_char = self.loss / tf.maximum(self.num_targets, 1.0)
         # sample the next character from Maxwell-Boltzmann Distribution
         # with temperature temp. It works equally well without tf.exp
-        # (It does not: exp(logits / temp) as logits mixes in uniform noise; see sample_ids.)
+        # (It does not: exp(logits / temp) taken as logits; see sample_ids, lecture_logits.)
         self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling)
         if self.lr_decay:
             self.learning_rate = tf.train.exponential_decay(
@@ -566,6 +567,13 @@ def clean_primes(primes, vocab):
                 prime, dropped), file=sys.stderr)
         cleaned.append(kept)
     return cleaned
+
+
+def resolve_end_marker(args, stored, lines=()):
+    """--end-marker if given, else the checkpoint's, else the data's (find_end_marker)."""
+    if args.end_marker is not None:
+        return args.end_marker
+    return stored.get('end_marker', '') if stored else find_end_marker(lines)
 
 
 def find_end_marker(lines):
@@ -755,9 +763,7 @@ def train_in(model_dir, args, cfg):
                         'checkpoint of this script'.format(model_dir, CONFIG_FILE))
     lines = read_corpus_lines(args.data)
     vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, model_dir, lines)
-    end_marker = args.end_marker
-    if end_marker is None:
-        end_marker = stored.get('end_marker', '') if stored else find_end_marker(lines)
+    end_marker = resolve_end_marker(args, stored, lines)
     validation = validation_settings(args, cfg)
     if stored is not None:
         check_same_validation(stored, validation, model_dir)
@@ -838,7 +844,7 @@ def sample(args, cfg):
                     if newer == ckpt:
                         raise
                     ckpt = newer
-            end = stored.get('end_marker', '') if args.end_marker is None else args.end_marker
+            end = resolve_end_marker(args, stored)
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)
     return 0
