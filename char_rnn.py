@@ -12,7 +12,7 @@ flag away. Runs on TensorFlow 1.15 and, through tensorflow.compat.v1 in graph mo
     python char_rnn.py --sample --prime "Make America" -n 280   # generate, no training
     python char_rnn.py --sample --sampling lecture      # the lecture's literal sampling, T 1.5
     python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text file
-    python char_rnn.py --fused                  # TF1: the fused GRU kernel, the same model
+    python char_rnn.py --graph lecture          # the lecture's dynamic_rnn graph, the same model
     tensorboard --logdir logdir
 
 Results (the tweets, lecture settings, --seed 0; validation loss in nats per character over
@@ -55,7 +55,6 @@ TRUMP_VOCAB = ("$%'()+,-./0123456789:;=?ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SEEDS = ['Hillary', 'I', 'R', 'T', '@', 'N', 'M', '.', 'G', 'A', 'W']
 CONFIG_FILE = 'config.json'
 CONFIG_FORMAT = 1
-FUSED_NEEDS_TF1 = '--fused needs TF1\'s tf.contrib kernels (TensorFlow 1.15)'
 
 
 # ---------------------------------------------------------------------------
@@ -147,9 +146,11 @@ def parse_args(argv=None):
                    help='steps per --lr-decay')
     p.add_argument('--clip', type=float, default=None, metavar='NORM',
                    help='clip gradients to this global norm (default: no clipping)')
-    p.add_argument('--fused', action='store_true',
-                   help='TF1 only: GRU layers with the fused GRUBlockCellV2 kernel (faster, '
-                        'same model and checkpoints as without it)')
+    p.add_argument('--graph', choices=['fast', 'lecture'], default='fast',
+                   help='the training graph. fast: the GRU layers by utils.gru_stack (input '
+                        'projections out of the time loop, gradient written out); lecture: '
+                        'MultiRNNCell in dynamic_rnn, as the lecture. The same model, loss, '
+                        'gradients and checkpoints; --keep-prob < 1 runs the lecture graph')
     p.add_argument('--keep-prob', type=utils.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
     p.add_argument('--temperature', type=utils.positive_float, default=None,
@@ -326,11 +327,9 @@ def lecture_logits(logits, temp):
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, clip=None, keep_prob=1.0, temperature=0.9,
-                 len_generated=200, sampling='softmax', fused=False):
-        if fused and not utils.TF1:
-            raise UserError(FUSED_NEEDS_TF1)
+                 len_generated=200, sampling='softmax', graph='fast'):
         self.vocab = vocab
-        self.fused = fused
+        self.graph = 'lecture' if keep_prob < 1 else graph   # the fast graph has no dropout
         self.seq = tf.placeholder(tf.int32, [None, None], name='seq')
         # placeholder_with_default: the lecture's constant, which --sample can change.
         self.temp = tf.placeholder_with_default(float(temperature), [], name='temperature')
@@ -347,15 +346,8 @@ class CharRNN(object):
         # Saved with the weights, so a resumed run keeps its best checkpoint.
         self.best_val_loss = tf.Variable(float('inf'), trainable=False, name='best_val_loss')
 
-    def gru_cell(self, size):
-        """GRUCell, or with --fused the GRUBlockCellV2 kernel: the same math and, named
-        'gru_cell', the same variables (gates/kernel, gates/bias, candidate/...)."""
-        if self.fused:
-            return rnn.GRUBlockCellV2(size, name='gru_cell')
-        return rnn.GRUCell(size)
-
     def create_rnn(self, seq):
-        layers = [self.gru_cell(size) for size in self.hidden_sizes]
+        self.layers = layers = [rnn.GRUCell(size) for size in self.hidden_sizes]
         if self.use_dropout:
             layers = [rnn.DropoutWrapper(cell, output_keep_prob=self.keep_prob) for cell in layers]
         self.cells = cells = rnn.MultiRNNCell(layers)
@@ -377,10 +369,13 @@ class CharRNN(object):
         # Fix: the lecture's softmax_cross_entropy_with_logits(labels=seq[:, 1:]) gives a
         # padded target (an all-zero label row) a loss of 0 but a gradient of
         # softmax(logits). The loss is masked: padding adds nothing, not even gradients.
-        targets = self.seq[:, 1:]
+        if self.graph == 'fast':   # time-major: [window - 1, batch]
+            targets, logits = tf.transpose(self.seq)[1:], self.fast_logits()
+        else:
+            targets, logits = self.seq[:, 1:], self.logits[:, :-1]
         mask = tf.cast(targets > 0, tf.float32)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            logits=self.logits[:, :-1], labels=tf.maximum(targets - 1, 0))
+            logits=logits, labels=tf.maximum(targets - 1, 0))
         self.loss = tf.reduce_sum(loss * mask)
         # Per real character, so runs with other batch sizes and windows compare.
         self.num_targets = tf.reduce_sum(mask)
@@ -400,6 +395,23 @@ class CharRNN(object):
         self.opt = tf.train.AdamOptimizer(self.learning_rate).apply_gradients(
             self.grads_and_vars, global_step=self.gstep)
         self.create_generator()
+
+    def fast_logits(self):
+        """The logits of every window position but the last, [window - 1, batch, vocab],
+        by the same cells and dense layer as self.logits, faster (utils.gru_stack).
+
+        Layer 1's input projection of a one-hot id is a row of its kernel: a gather (id 0,
+        padding, gets zeros). Positions after a row's end are not skipped, as dynamic_rnn's
+        sequence lengths do: they cannot change the loss of the positions before them, and
+        their own loss is masked.
+        """
+        ids = tf.transpose(self.seq)
+        inputs = [len(self.vocab)] + self.hidden_sizes[:-1]
+        weights = [utils.gru_weights(cell, n) for cell, n in zip(self.layers, inputs)]
+        w_x, b = weights[0][:2]
+        gx0 = tf.gather(tf.concat([tf.zeros_like(w_x[:1]), w_x], 0), ids) + b
+        top = utils.gru_stack(gx0, list(self.in_state), weights)
+        return tf.layers.dense(top[:-1], len(self.vocab), None, name='dense', reuse=True)
 
     def create_generator(self):
         """self.generated [batch, len_generated]: ids drawn after each row of self.seq.
@@ -482,7 +494,7 @@ def build_model(vocab, hidden_sizes, args, cfg):
     model = CharRNN(vocab, hidden_sizes, lr=cfg.lr, lr_decay=args.lr_decay,
                     decay_steps=args.decay_steps, clip=args.clip, keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
-                    sampling=args.sampling, fused=args.fused)
+                    sampling=args.sampling, graph=args.graph)
     model.create_model()
     return model
 
@@ -853,8 +865,6 @@ def sample(args, cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = make_config(args)
-    if args.fused and not utils.TF1:
-        raise UserError(FUSED_NEEDS_TF1)
     if args.sample:
         return sample(args, cfg)
     if args.prime:

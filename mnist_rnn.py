@@ -10,7 +10,7 @@ Tests #1-#5), then hunts the NaN of the last one (Test #6):
     python mnist_rnn.py --cell all             # all five, and logdir/results.csv, .md, .png
     python mnist_rnn.py --cell ln_basic_lstm --check-numerics   # names the NaN gradient
     python mnist_rnn.py --cell ln_basic_lstm --ln-epsilon 1e-2  # cures it (see nan_remedies)
-    python mnist_rnn.py --cell all --fused     # TF1: fused LSTM kernels, the same model
+    python mnist_rnn.py --cell all --graph notebook   # the notebook's dynamic_rnn graphs
     python mnist_rnn.py --config tiny          # a smoke test in seconds
     tensorboard --logdir logdir
 
@@ -22,8 +22,9 @@ images` (the whole test set) and `[val] ep 1, mean accu 0.915000 over 5000 image
 validation split, read_data_sets' first 5,000 training images, which picks the epoch to
 report). Checkpoints (checkpoints/mnist_<cell>/) are saved after every epoch and on Ctrl-C
 or SIGTERM; the same command resumes, and a finished cell is not trained again (--force
-does). --fused (TF1) runs basic_lstm and lstm as one LSTMBlockFusedCell op over all rows,
-under the replaced cell's variable names, so checkpoints move freely between the two.
+does). The LSTMs run as one fused op over all rows and gru by utils.gru_stack (see
+MnistRnn), the same model as the notebook's graph, which --graph notebook runs; checkpoints
+move freely between the two.
 
 Results on real MNIST, 10 epochs, the notebook's settings, TF2 stack, from the
 logdir/results.md that `--cell all` writes (its note explains every column; min-window is the
@@ -63,7 +64,6 @@ CELLS = ('basic_rnn', 'basic_lstm', 'gru', 'lstm', 'ln_basic_lstm')
 MAX_SEQ_LEN, INPUT_UNITS = utils.MNIST_SHAPE   # rows per image, pixels per row
 NUM_CLASSES = utils.MNIST_CLASSES
 NAN_EXIT = 3       # exit status when a cell stopped on NaN or Inf
-FUSED_NEEDS_TF1 = '--fused needs TF1\'s tf.contrib kernels (TensorFlow 1.15)'
 # TensorBoard tags. The notebook's tf.Summary.Value tags, as its OCR'd text reads
 # them ('train accuracy', 'loss', 'test accuracy'), plus the per-epoch mean.
 TAG_TRAIN_ACCURACY = 'train accuracy'
@@ -151,9 +151,10 @@ def parse_args(argv=None):
     add('--check-numerics', action='store_true',
         help='check every gradient for NaN/Inf before the update (Test #6); names the '
              'gradient that failed')
-    add('--fused', action='store_true',
-        help='TF1 only: basic_lstm/lstm as one op over all rows (LSTMBlockFusedCell), no '
-             'sequence_length for any cell: the same model and checkpoints, faster')
+    add('--graph', choices=['fast', 'notebook'], default='fast',
+        help='fast: the LSTMs as one BlockLSTM op over all rows, gru by utils.gru_stack, no '
+             'sequence_length for any cell; notebook: dynamic_rnn over the cell with '
+             'sequence_length, as the notebook. The same model and checkpoints')
     add('--seed', type=int, default=0,
         help='graph-level seed of the initial weights (default: 0; the notebook sets none)')
     add('--data-dir', default=None,
@@ -191,8 +192,6 @@ def parse_args(argv=None):
         parser.error('--lr must be positive')
     if args.ln_epsilon is not None and not 0 < args.ln_epsilon < float('inf'):
         parser.error('--ln-epsilon must be positive')
-    if args.fused and not utils.TF1:
-        raise UserError(FUSED_NEEDS_TF1)
     return args
 
 
@@ -213,28 +212,13 @@ def data_fingerprint(data):
 # ---------------------------------------------------------------------------
 
 def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothing=False,
-              fused=False, ln_epsilon=None):
+              ln_epsilon=None):
     """The notebook's `if ... == rnn_type` chain.
 
     ln_epsilon: ln_basic_lstm's layer norm variance epsilon. Given, the cell is the port
     utils.LayerNormBasicLSTMCell on either stack (contrib's hard-codes 1e-12; the port has
     the same variables and, at 1e-12, computes the same: tests/test_ln_port.py).
-
-    fused (TF1): the LSTMs as LSTMBlockFusedCell, one op over all rows (not an RNNCell:
-    MnistRnn runs it), named as the cell it replaces, so the variables are the same
-    (BasicLSTMCell's forget_bias is 1.0; LSTMCell without peepholes, projection or clipping
-    is that cell). The others stay: GRUBlockCellV2 was no faster at 31 units.
     """
-    if fused:
-        if not utils.TF1:
-            raise UserError(FUSED_NEEDS_TF1)
-        if 'basic_lstm' == rnn_type:
-            return rnn.LSTMBlockFusedCell(num_hidden_units, forget_bias=1.0,
-                                          name='basic_lstm_cell')
-        if 'lstm' == rnn_type:
-            return rnn.LSTMBlockFusedCell(num_hidden_units, forget_bias=lstm_forget_bias,
-                                          name='lstm_cell')
-        # basic_rnn, gru, ln_basic_lstm: the notebook's cell below.
     if 'basic_rnn' == rnn_type:
         return rnn.BasicRNNCell(num_hidden_units)
     if 'basic_lstm' == rnn_type:
@@ -257,24 +241,29 @@ class MnistRnn(object):
     inputs: float [batch, max_seq_len, input_units]; labels: int64 [batch]. The batch may be
     None (any size); train_cell keeps the notebook's batch_size, which runs faster.
     grad_clip_norm: the notebook's use_grad_clip (which clips at 5.0); 0 = off.
-    fused (TF1): fused cell kernels and no sequence_length (see make_cell): the same model.
+    graph 'fast': basic_lstm, lstm and gru over all rows at once (utils.run_fused: one
+    BlockLSTM op, or utils.gru_stack), the others in dynamic_rnn without sequence_length;
+    'notebook': dynamic_rnn with it. The same model: variables, loss, gradients (tested).
     """
 
     def __init__(self, inputs, labels, input_units, num_hidden_units, batch_size, max_seq_len,
                  rnn_type, lstm_forget_bias=1.0, add_check=False, lr=0.001, grad_clip_norm=0.0,
-                 ln_norm_smoothing=False, fused=False, ln_epsilon=None):
-        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing, fused,
+                 ln_norm_smoothing=False, graph='fast', ln_epsilon=None):
+        cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing,
                          ln_epsilon)
-        if fused and rnn_type in ('basic_lstm', 'lstm'):
-            # The whole sequence in one op, on time-major rows, under dynamic_rnn's scope 'rnn'.
+        fused = None
+        if graph == 'fast':   # the whole sequence at once, under dynamic_rnn's scope 'rnn'
             with tf.variable_scope('rnn'):
-                time_major, states = cell(tf.transpose(inputs, [1, 0, 2]), dtype=tf.float32)
+                fused = utils.run_fused(cell, tf.transpose(inputs, [1, 0, 2]))
+        if fused:
+            time_major, states = fused
             last = tf.transpose(time_major, [1, 0, 2])
         else:
-            # Every image has all max_seq_len rows: with --fused no lengths, whose only effect
-            # is a select per row copying the new output and state. (The notebook's
+            # Every image has all max_seq_len rows: the fast graph has no lengths, whose only
+            # effect is a select per row copying the new output and state. (The notebook's
             # [max_seq_len] * batch_size fixed the batch size; tf.fill takes the input's.)
-            sequence_length = None if fused else tf.fill([tf.shape(inputs)[0]], max_seq_len)
+            sequence_length = (None if graph == 'fast'
+                               else tf.fill([tf.shape(inputs)[0]], max_seq_len))
             last, states = tf.nn.dynamic_rnn(cell, inputs, sequence_length=sequence_length,
                                              dtype=tf.float32)
         # Only the output after the last row (max_seq_len - 1) is used.
@@ -586,7 +575,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
                          MAX_SEQ_LEN, cell, lstm_forget_bias=args.forget_bias,
                          add_check=args.check_numerics, lr=args.lr,
                          grad_clip_norm=args.clip_norm, ln_norm_smoothing=args.ln_smoothing,
-                         fused=args.fused, ln_epsilon=settings['ln_epsilon'])
+                         graph=args.graph, ln_epsilon=settings['ln_epsilon'])
         saver = tf.train.Saver(max_to_keep=2)
         init = tf.global_variables_initializer()
     graph.finalize()

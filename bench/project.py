@@ -30,26 +30,26 @@ def _script(name):
         raise
 
 
-def _char_model(char_rnn, tweets, seed, fused=False):
+def _char_model(char_rnn, tweets, seed, graph='fast'):
     """The lecture-config CharRNN of char_rnn.py (trump vocabulary) in the default graph.
 
-    fused: with char_rnn.py's --fused (TF1's GRUBlockCellV2 kernel).
+    graph: char_rnn.py's --graph (fast, its default; lecture: dynamic_rnn).
     """
-    args = char_rnn.parse_args(['--data', tweets, '--seed', str(seed), '--threads', str(THREADS)]
-                               + (['--fused'] if fused else []))
+    args = char_rnn.parse_args(['--data', tweets, '--seed', str(seed), '--threads', str(THREADS),
+                                '--graph', graph])
     cfg = char_rnn.make_config(args)
     vocab = char_rnn.TRUMP_VOCAB
     model = char_rnn.build_model(vocab, cfg.hidden_sizes, args, cfg)
     return args, cfg, vocab, model
 
 
-def char_train(tweets, steps, repeats, warmup, seed=0, fused=False):
+def char_train(tweets, steps, repeats, warmup, seed=0, graph='fast'):
     """char_rnn.py's training step (loss and update; generation, summaries, log lines off)."""
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
     from utils import read_lines, session_config, tf
-    args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, fused)
+    args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
     corpus = char_rnn.Corpus(read_lines(tweets), vocab, cfg.window, args.val_frac, seed)
     batches = corpus.train.batches(cfg.batch_size, np.random.RandomState(seed))
     with tf.Session(config=session_config(THREADS)) as sess:
@@ -62,13 +62,13 @@ def char_train(tweets, steps, repeats, warmup, seed=0, fused=False):
     return common.result(seconds, steps * cfg.batch_size * cfg.window, 'char', steps=steps)
 
 
-def char_generate(repeats, seed=0, fused=False):
+def char_generate(repeats, seed=0):
     """char_rnn.py's generate(): the lecture's 11 seeds x 200 chars in one session call."""
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
     from utils import session_config, tf
-    _, cfg, vocab, model = _char_model(char_rnn, char_rnn.DEFAULT_DATA, seed, fused)
+    _, cfg, vocab, model = _char_model(char_rnn, char_rnn.DEFAULT_DATA, seed)
     seeds = char_rnn.default_seeds(vocab)
     with tf.Session(config=session_config(THREADS)) as sess:
         sess.run(tf.global_variables_initializer())
@@ -84,11 +84,10 @@ def char_generate(repeats, seed=0, fused=False):
                          sample=out[0][:60])
 
 
-def mnist_step(cell, steps, repeats, warmup, seed=0, fused=False):
+def mnist_step(cell, steps, repeats, warmup, seed=0, graph='fast'):
     """mnist_rnn.py's training step for one cell (feed_dict per batch of 128): s per step.
 
-    fused: with mnist_rnn.py's --fused (TF1: LSTMBlockFusedCell for the LSTMs, no
-    sequence_length).
+    graph: mnist_rnn.py's --graph (fast, its default; notebook: dynamic_rnn with lengths).
     """
     mnist_rnn = _script('mnist_rnn')
     if mnist_rnn is None:
@@ -106,7 +105,7 @@ def mnist_step(cell, steps, repeats, warmup, seed=0, fused=False):
     labels = tf.placeholder(tf.int64, [cfg.batch_size], name='labels')
     model = mnist_rnn.MnistRnn(inputs, labels, mnist_rnn.INPUT_UNITS, cfg.hidden, cfg.batch_size,
                                mnist_rnn.MAX_SEQ_LEN, cell, lstm_forget_bias=cfg.forget_bias,
-                               lr=cfg.lr, fused=fused)
+                               lr=cfg.lr, graph=graph)
     fetches = [model.optimize, model.loss, model.accuracy]
     with tf.Session(config=session_config(THREADS)) as sess:
         sess.run(tf.global_variables_initializer())
@@ -116,4 +115,4 @@ def mnist_step(cell, steps, repeats, warmup, seed=0, fused=False):
             sess.run(fetches, feed_dict={inputs: batch_input, labels: batch_label})
 
         seconds = common.measure(step, steps, repeats, warmup)
-    return common.result(seconds, steps, 'step', cell=cell, fused=fused)
+    return common.result(seconds, steps, 'step', cell=cell, graph=graph)

@@ -107,11 +107,10 @@ def all_cases(quick, tweets):
              'peak', 'bench_step_matmuls', dict(STEP_MATMULS_QUICK if quick else STEP_MATMULS)),
         Case('char/lecture', 'char', 'lecture graph (baseline): one-hot, GRUCell, feed_dict',
              'lecture_char_rnn', 'bench_train', dict(char), baseline='char/lecture'),
-        Case('char/project', 'char', 'char_rnn.py, generation off', 'project', 'char_train',
-             dict(char), baseline='char/lecture'),
-        # --fused needs TF1's tf.contrib kernels: TF1 rows only.
-        Case('char/project+fused', 'char', 'char_rnn.py --fused, generation off', 'project',
-             'char_train', dict(char, fused=True), baseline='char/lecture', stacks=('tf1',)),
+        Case('char/project', 'char', 'char_rnn.py (its fast graph), generation off', 'project',
+             'char_train', dict(char), baseline='char/lecture'),
+        Case('char/project+lecture-graph', 'char', 'char_rnn.py --graph lecture, generation off',
+             'project', 'char_train', dict(char, graph='lecture'), baseline='char/lecture'),
     ]
     cases += [lever_case(levers, quick, tweets) for levers in LEVER_CASES]
     cases += [
@@ -123,8 +122,6 @@ def all_cases(quick, tweets):
              'lecture_char_rnn', 'bench_generate', dict(gen), baseline='gen/lecture'),
         Case('gen/project', 'gen', 'char_rnn.py fast generation', 'project', 'char_generate',
              dict(gen), baseline='gen/lecture'),
-        Case('gen/project+fused', 'gen', 'char_rnn.py --fused fast generation', 'project',
-             'char_generate', dict(gen, fused=True), baseline='gen/lecture', stacks=('tf1',)),
     ]
     for cell in MNIST_CELLS:
         base = 'mnist/notebook/' + cell
@@ -133,9 +130,10 @@ def all_cases(quick, tweets):
                           baseline=base))
         cases.append(Case('mnist/project/' + cell, 'mnist', '{}: mnist_rnn.py'.format(cell),
                           'project', 'mnist_step', dict(mnist, cell=cell), baseline=base))
-        cases.append(Case('mnist/project+fused/' + cell, 'mnist',
-                          '{}: mnist_rnn.py --fused'.format(cell), 'project', 'mnist_step',
-                          dict(mnist, cell=cell, fused=True), baseline=base, stacks=('tf1',)))
+        cases.append(Case('mnist/project+notebook-graph/' + cell, 'mnist',
+                          '{}: mnist_rnn.py --graph notebook'.format(cell), 'project',
+                          'mnist_step', dict(mnist, cell=cell, graph='notebook'),
+                          baseline=base))
         if cell in KERAS_FOR_CELL:
             keras_cell, keras_class = KERAS_FOR_CELL[cell]
             cases.append(Case('mnist/keras/' + keras_cell, 'mnist',

@@ -639,79 +639,67 @@ def test_nan_stops_without_saving(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# --fused: the GRUBlockCellV2 kernel (TF1), the same model.
+# --graph: the fast graph (utils.gru_stack) and the lecture's, the same model.
 # ---------------------------------------------------------------------------
 
-needs_tf1 = pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels); '
-                                                     'on TF2 it is an error, tested below')
-
-
 def _loss_grads_state(model, sess, weights, batch):
-    """Loss, gradients by variable name and final state of the model with the given weights."""
+    """Loss, gradients by variable name, final state and gradient op types of the model
+    with the given weights."""
     with sess.graph.as_default():
         variables = tf.trainable_variables()
         for var in variables:
             var.load(weights[var.op.name], sess)
+        before = set(sess.graph.get_operations())
         grads = tf.gradients(model.loss, variables)
+        op_types = {op.type for op in set(sess.graph.get_operations()) - before}
         loss, grad_values, state = sess.run([model.loss, grads, model.out_state],
                                             {model.seq: batch})
-    return loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state
+    return loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state, op_types
 
 
-@needs_tf1
-def test_fused_gru_is_the_same_model_same_variables_loss_gradients_and_state():
+@pytest.mark.parametrize('sizes', [(8, 12), (6,), (5, 7, 9)])
+def test_fast_graph_is_the_same_model_same_variables_loss_gradients_and_state(sizes):
     vocab = 'abcdefg'
-    plain, plain_sess = make_model(vocab, (8, 12), sampling='softmax')
-    fused, fused_sess = make_model(vocab, (8, 12), sampling='softmax', fused=True)
-    with plain_sess.graph.as_default():
+    lecture, lecture_sess = make_model(vocab, sizes, sampling='softmax', graph='lecture')
+    fast, fast_sess = make_model(vocab, sizes, sampling='softmax')
+    with lecture_sess.graph.as_default():
         shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
         rng = np.random.RandomState(1)
         # Random weights, biases included (GRUCell starts the gate bias at 1, candidate at 0).
         weights = {v.op.name: rng.uniform(-0.5, 0.5, v.shape.as_list()).astype(np.float32)
                    for v in tf.trainable_variables()}
-    with fused_sess.graph.as_default():
+    with fast_sess.graph.as_default():
         assert {v.op.name: v.shape.as_list() for v in tf.global_variables()} == shapes
-        assert any(op.type == 'GRUBlockCell' for op in fused_sess.graph.get_operations())
-    assert not any(op.type == 'GRUBlockCell' for op in plain_sess.graph.get_operations())
+    # Rows of every length, padding included: its positions must change nothing.
     batch = [[1, 2, 3, 4, 5, 6, 7, 1, 2], [7, 6, 5, 0, 0, 0, 0, 0, 0], [3, 3, 0, 0, 0, 0, 0, 0, 0]]
-    loss, grads, state = _loss_grads_state(plain, plain_sess, weights, batch)
-    fused_loss, fused_grads, fused_state = _loss_grads_state(fused, fused_sess, weights, batch)
-    assert fused_loss == pytest.approx(loss, rel=1e-5)
-    assert sorted(fused_grads) == sorted(grads) and len(grads) == 10
+    loss, grads, state, lecture_ops = _loss_grads_state(lecture, lecture_sess, weights, batch)
+    fast_loss, fast_grads, fast_state, fast_ops = _loss_grads_state(fast, fast_sess, weights,
+                                                                    batch)
+    # The fast gradient is the written-out one, not tf.gradients through a while loop
+    # (which saves every step's values on stacks).
+    assert 'StackPopV2' in lecture_ops and 'StackPopV2' not in fast_ops
+    assert fast_loss == pytest.approx(loss, rel=1e-5)
+    assert sorted(fast_grads) == sorted(grads) and len(grads) == 4 * len(sizes) + 2
     for name in grads:
-        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-4, atol=1e-5,
+        np.testing.assert_allclose(fast_grads[name], grads[name], rtol=1e-4, atol=1e-5,
                                    err_msg=name)
         assert np.abs(grads[name]).max() > 0, name   # every gradient is really compared
-    for layer, fused_layer in zip(state, fused_state):
-        np.testing.assert_allclose(fused_layer, layer, rtol=1e-5, atol=1e-6)
+    for layer, fast_layer in zip(state, fast_state):
+        np.testing.assert_allclose(fast_layer, layer, rtol=1e-5, atol=1e-6)
     # Generation steps the same cells: at a vanishing temperature, the same most likely text.
     seeds = ['abc', 'g']
-    assert (fused.generate(fused_sess, seeds, 15, temperature=1e-6)
-            == plain.generate(plain_sess, seeds, 15, temperature=1e-6))
+    assert (fast.generate(fast_sess, seeds, 15, temperature=1e-6)
+            == lecture.generate(lecture_sess, seeds, 15, temperature=1e-6))
 
 
-@needs_tf1
-def test_fused_checkpoints_load_without_fused_and_back(trained, tmp_path, capsys):
+def test_a_lecture_graph_checkpoint_trains_on_with_the_fast_graph(trained, tmp_path, capsys):
     data = copy_trained(trained, tmp_path)
     model_dir = tmp_path / 'ckpt' / 'trump_tweets'
     names = dict(tf.train.list_variables(str(model_dir / 'char-rnn-6')))
-    # Resume the unfused checkpoint with --fused (training and sampling with the fused cells)...
-    code, out, err = run(tiny_args(tmp_path, data, '--fused', steps=9), capsys)
+    code, out, err = run(tiny_args(tmp_path, data, '--graph', 'lecture', steps=9), capsys)
     assert code == 0, err
-    assert 'resumed from' in out and len(re.findall(r'^\t\S', out, re.M)) > 0
+    assert 'resumed from' in out
     assert dict(tf.train.list_variables(str(model_dir / 'char-rnn-9'))) == names
-    # ... and sample from the --fused checkpoint without it.
-    code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'),
-                          '--prime', 'make', '-n', '12'], capsys)
-    assert code == 0, err
-    assert out.startswith('make') and len(out.strip()) == 4 + 12
-
-
-@pytest.mark.skipif(utils.TF1, reason='TF1 has the fused kernels: --fused works there')
-def test_fused_is_a_clean_error_on_tf2(tmp_path, capsys):
-    data = write_corpus(tmp_path / 'c.txt')
-    code, out, err = run(tiny_args(tmp_path, data, '--fused'), capsys)
-    assert code == 2
-    assert err.strip().endswith("error: --fused needs TF1's tf.contrib kernels (TensorFlow 1.15)")
-    assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / 'ckpt').exists()
+    code, out, err = run(tiny_args(tmp_path, data, steps=12), capsys)
+    assert code == 0 and 'resumed from' in out, err
+    assert dict(tf.train.list_variables(str(model_dir / 'char-rnn-12'))) == names

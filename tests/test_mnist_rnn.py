@@ -579,22 +579,21 @@ def test_split_as_read_data_sets(tmp_path):
     assert len(data['train'].batches(BATCH)) == (N_TRAIN - 50) // BATCH
 
 
-@pytest.mark.parametrize('fused', [False, pytest.param(True, marks=pytest.mark.skipif(
-    not utils.TF1, reason='--fused needs TF1'))], ids=['cell', 'fused'])
-def test_the_whole_test_set_mean_counts_every_image(tmp_path, fused):
+@pytest.mark.parametrize('graph', ['fast', 'notebook'])
+def test_the_whole_test_set_mean_counts_every_image(tmp_path, graph):
     """3 whole batches and 7 more: the notebook's loop as before, the mean over all 103."""
     n_test = 3 * BATCH + 7
     write_mnist(tmp_path / 'data', n_test=n_test)
     status, out, err = run_main(small_args(tmp_path, '--cell', 'basic_lstm', '--epochs', '1',
-                                           *(['--fused'] if fused else [])))
+                                           '--graph', graph))
     assert status == 0, err
     [mean] = [m for m in map(MEAN_LINE.match, out.splitlines()) if m]
     assert int(mean.group(3)) == n_test
     assert '10 train + 3 test batches per epoch (+ 7 test images)' in out
     test, _ = events(str(tmp_path / 'logdir' / 'test_basic_lstm'))
     assert [s for s, _ in test[mnist_rnn.TAG_TEST_ACCURACY]] == [11, 12, 13]
-    # The mean is the saved model's accuracy on all 103 images, computed apart (without
-    # --fused: the checkpoint is the same).
+    # The mean is the saved model's accuracy on all 103 images, computed apart (in the
+    # notebook's graph: the checkpoint is the same).
     history = history_of(tmp_path, 'basic_lstm')
     images, labels = make_digits(n_test, 2)
     accuracy = checkpoint_accuracy(str(tmp_path / 'checkpoints' / 'mnist_basic_lstm' /
@@ -724,7 +723,7 @@ def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, fir
 
 
 # ---------------------------------------------------------------------------
-# --fused: fused kernels (TF1), the same model
+# --graph: the fast graph (fused LSTM op, gru_stack) and the notebook's, the same model
 # ---------------------------------------------------------------------------
 
 def _run_model(cell, feed, weights=None, hidden=6, **kwargs):
@@ -751,8 +750,8 @@ def _run_model(cell, feed, weights=None, hidden=6, **kwargs):
             loss, grad_values, state = sess.run(
                 [model.loss, grads, tf.nest.flatten(model.state)],
                 {inputs: feed[0], labels: feed[1]})
-        kernels = ({op.type for op in graph.get_operations()}
-                   & {'BlockLSTM', 'LSTMBlockCell', 'GRUBlockCell'})
+        # BlockLSTM: the fused LSTM; IdentityN: the written-out gradient of utils.gru_stack.
+        kernels = {op.type for op in graph.get_operations()} & {'BlockLSTM', 'IdentityN'}
     return (loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state, kernels,
             weights)
 
@@ -776,21 +775,20 @@ def assert_same_model(results, other):
         np.testing.assert_allclose(other_part, part, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels); on TF2 it '
-                                          'is an error, tested below')
 @pytest.mark.parametrize('cell', mnist_rnn.CELLS)
-def test_fused_is_the_same_model_same_variables_loss_gradients_and_state(cell):
+def test_fast_graph_is_the_same_model_same_variables_loss_gradients_and_state(cell):
     feed = _random_feed()
-    plain = _run_model(cell, feed, ln_norm_smoothing=True)
-    fused = _run_model(cell, feed, weights=plain[4], ln_norm_smoothing=True, fused=True)
-    # The fused kernel is really used where there is one, and never without --fused.
-    assert plain[3] == set()
-    assert fused[3] == {'basic_lstm': {'BlockLSTM'}, 'lstm': {'BlockLSTM'}}.get(cell, set())
-    assert_same_model(plain, fused)
+    notebook = _run_model(cell, feed, ln_norm_smoothing=True, graph='notebook')
+    fast = _run_model(cell, feed, weights=notebook[4], ln_norm_smoothing=True)
+    # The fused kernel or gru_stack is really used where there is one, never in the notebook's.
+    assert notebook[3] == set()
+    assert fast[3] == {'basic_lstm': {'BlockLSTM'}, 'lstm': {'BlockLSTM'},
+                       'gru': {'IdentityN'}}.get(cell, set())
+    assert_same_model(notebook, fast)
     # A shorter batch runs too (the script's last test batch).
-    short = _run_model(cell, (feed[0][:3], feed[1][:3]), weights=plain[4], fused=True,
+    short = _run_model(cell, (feed[0][:3], feed[1][:3]), weights=notebook[4],
                        ln_norm_smoothing=True)
-    np.testing.assert_allclose(short[2][0], plain[2][0][:3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(short[2][0], notebook[2][0][:3], rtol=1e-5, atol=1e-6)
 
 
 def test_ln_epsilon_runs_the_port_with_the_notebook_cells_variables():
@@ -807,22 +805,12 @@ def test_ln_epsilon_runs_the_port_with_the_notebook_cells_variables():
     assert abs(remedy[0] - notebook[0]) > 1e-4
 
 
-@pytest.mark.skipif(not utils.TF1, reason='--fused needs TF1 (tf.contrib kernels)')
-def test_a_fused_checkpoint_resumes_without_fused(tmp_path):
+def test_a_notebook_graph_checkpoint_resumes_in_the_fast_graph(tmp_path):
     write_mnist(tmp_path / 'data')
-    argv = small_args(tmp_path, '--cell', 'basic_lstm', '--epochs', '1', '--fused')
+    argv = small_args(tmp_path, '--cell', 'lstm', '--epochs', '1', '--graph', 'notebook')
     status, out, err = run_main(argv)
     assert status == 0, err
-    argv = small_args(tmp_path, '--cell', 'basic_lstm', '--epochs', '2')
+    argv = small_args(tmp_path, '--cell', 'lstm', '--epochs', '2')
     status, out, err = run_main(argv)
     assert status == 0, err
     assert 'resuming at ep 2' in out and '[trn] ep 2, step' in out
-
-
-@pytest.mark.skipif(utils.TF1, reason='TF1 has the fused kernels: --fused works there')
-def test_fused_is_a_clean_error_on_tf2(tmp_path):
-    status, out, err = run_main(small_args(tmp_path, '--cell', 'gru', '--fused'))
-    assert status == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].endswith(": error: --fused needs TF1's tf.contrib kernels (TensorFlow 1.15)")
