@@ -113,7 +113,36 @@ class StopRequest(object):
 
     @property
     def name(self):
-        return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}.get(self.signum, 'a signal')
+        return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM',
+                signal.SIGPIPE: 'a closed output pipe'}.get(self.signum, 'a signal')
+
+
+class _PipeGuard(object):
+    """sys.stdout that, once its reader is gone (`python char_rnn.py | head`), drops what
+    is written and requests a stop, instead of raising BrokenPipeError mid-training."""
+
+    def __init__(self, stream, stop):
+        self.stream, self.stop, self.broken = stream, stop, False
+
+    def _guard(self, method, *args):
+        if not self.broken:
+            try:
+                return method(*args)
+            except BrokenPipeError:
+                self.broken = True
+                if self.stop.signum is None:
+                    self.stop.signum = signal.SIGPIPE
+        return None
+
+    def write(self, text):
+        self._guard(self.stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._guard(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 @contextlib.contextmanager
@@ -125,7 +154,8 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
     included) or between updating the best loss and saving it only sets the flag, which
     the loop sees at its next check. Outside the context (data loading, graph building:
     nothing to save yet) Ctrl-C interrupts as usual. Off the main thread, where Python
-    cannot install handlers, the signals stay as they are.
+    cannot install handlers, the signals stay as they are. Output to a pipe whose reader
+    has gone (`| head`) stops the same way: stdout then drops what is printed.
     """
     stop = StopRequest()
 
@@ -140,10 +170,17 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
                 previous[signum] = signal.signal(signum, request)
             except ValueError:   # not the main thread
                 break
+        stdout, sys.stdout = sys.stdout, _PipeGuard(sys.stdout, stop)
         yield stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if isinstance(sys.stdout, _PipeGuard):
+            if sys.stdout.broken:   # nothing more reaches the pipe, nor fails at exit
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stdout.fileno())
+                os.close(devnull)
+            sys.stdout = stdout
 
 
 def session_config(threads=0):

@@ -455,6 +455,24 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_that_loads_and_resumes(signum, tmp
     assert re.findall(r'^Iter (\d+)\. $', out, re.M) == [str(step), str(step + 1)]
 
 
+def test_output_piped_into_a_closed_reader_stops_and_saves(tmp_path):
+    """`python char_rnn.py | head`: when the reader goes, training stops and saves (exit 0),
+    where a BrokenPipeError used to end it without a checkpoint."""
+    data = write_corpus(tmp_path / 'corpus.txt')
+    argv = tiny_args(tmp_path, data, '--eval-every', '100000', steps=0)   # only a stop ends it
+    proc = subprocess.Popen([sys.executable, SCRIPT] + argv, cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, encoding='utf-8')
+    lines = []
+    assert _read_until(proc, r'Iter \d+\. ', lines), ''.join(lines) + proc.stderr.read()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert 'Traceback' not in err and 'BrokenPipe' not in err, err
+    path = tf.train.latest_checkpoint(str(tmp_path / 'ckpt' / 'trump_tweets'))
+    assert path and tf.train.load_variable(path, 'global_step') >= 1
+
+
 @pytest.mark.parametrize('signals', [[signal.SIGINT], [signal.SIGTERM],
                                      [signal.SIGINT, signal.SIGINT]])
 def test_a_signal_during_a_save_is_deferred_not_lost(signals, tmp_path, capsys, monkeypatch):
