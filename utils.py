@@ -861,7 +861,8 @@ class Windows(object):
                 at = np.arange(taken, taken + min(need, int(ends[-1]) - taken))
                 where = np.searchsorted(ends, at, side='right')
                 lines = order[where]
-                parts.append(self.gather(lines, at - ends[where] + self.counts(self.lengths[lines])))
+                numbers = at - ends[where] + self.counts(self.lengths[lines])
+                parts.append(self.gather(lines, numbers))
                 need -= len(at)
                 passes[0][2] += len(at)
                 if passes[0][2] == ends[-1]:

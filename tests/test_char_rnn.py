@@ -250,8 +250,9 @@ def test_default_sampling_draws_softmax_of_logits_over_temperature(temperature):
 def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):
     """Every tweet ends with _E_: what a sample draws after it was never trained."""
     lines = ['word {} _E_'.format(i) for i in range(150)]
-    for some in (lines, lines[:99], lines[:140] + ['x y'] * 10):   # too few lines; too few ends
-        assert char_rnn.find_end_marker(utils.encode_lines(some)) == ('_E_' if some is lines else '')
+    for some, marker in ((lines, '_E_'), (lines[:99], ''),   # too few lines to tell
+                         (lines[:140] + ['x y'] * 10, '')):
+        assert char_rnn.find_end_marker(utils.encode_lines(some)) == marker
     model, sess = make_model('abcd', (8, 8), seed=2)
     cut = model.generate(sess, ['ab'] * 40, 30, end='c')
     whole = model.generate(sess, ['ab'] * 40, 30)
