@@ -31,7 +31,6 @@ Speed, in characters (window positions) per second: BENCHMARKS.md.
 from __future__ import print_function
 
 import argparse
-import collections
 import json
 import math
 import os
@@ -54,6 +53,7 @@ TRUMP_VOCAB = ("$%'()+,-./0123456789:;=?ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                " '\"_abcdefghijklmnopqrstuvwxyz{|}@#\u27a1\U0001f4c8")
 SEEDS = ['Hillary', 'I', 'R', 'T', '@', 'N', 'M', '.', 'G', 'A', 'W']
 CONFIG_FILE = 'config.json'
+ENCODED_FILE = 'data.encoded'   # the data's ids beside the checkpoint: a quick resume
 CONFIG_FORMAT = 1
 
 
@@ -196,39 +196,34 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------
-# Data: encode and chunk every line once; shuffle the lines each pass.
+# Data: the lines as one id array (utils.encode_file), their windows offsets into it.
 # ---------------------------------------------------------------------------
 
-def auto_vocab(lines):
-    """Every character of the lines, sorted."""
-    return ''.join(sorted(set(''.join(lines))))
-
-
 class Corpus(object):
-    """The lines of a text file as id windows, split into training and validation lines."""
+    """The lines of a utils.EncodedText as windows, split into training and validation lines."""
 
-    def __init__(self, lines, vocab, window, val_frac, seed, name='the file'):
-        self.vocab = vocab
-        self.dropped = collections.Counter()
-        encoded = [utils.vocab_encode(line, vocab, self.dropped) for line in lines]
-        self.lines = sum(1 for line in lines if line)
-        self.chars = sum(len(line) for line in lines)
-        self.kept = sum(len(ids) for ids in encoded)
+    def __init__(self, text, window, val_frac, seed, name='the file'):
+        self.vocab, self.dropped = text.vocab, text.dropped
+        self.lines, self.chars, self.kept = text.lines, text.chars, len(text.ids)
         if not self.kept:
             raise UserError('no character of {} is in the vocabulary ({} characters); try '
-                            '--vocab auto'.format(name, len(vocab)))
-        usable = [ids for ids in encoded if len(ids) >= 2]
-        if not usable:
+                            '--vocab auto'.format(name, len(self.vocab)))
+        usable = np.flatnonzero(text.lengths >= 2)   # lines with a character to predict
+        if not len(usable):
             raise UserError('no line of {} has two or more vocabulary characters: nothing to '
                             'predict'.format(name))
+        starts = np.cumsum(text.lengths, dtype=np.int64)
+        starts -= text.lengths
+        starts, lengths = starts[usable], text.lengths[usable]
+        del usable
         # Held-out lines for the validation loss: the same ones for a given --seed.
-        order = np.random.RandomState(seed).permutation(len(usable))
-        n_val = int(round(val_frac * len(usable)))
+        order = np.random.RandomState(seed).permutation(len(starts))
+        n_val = int(round(val_frac * len(starts)))
         if val_frac > 0:   # at least one validation line, and always one to train on
             n_val = max(n_val, 1)
-        n_val = min(n_val, len(usable) - 1)
-        self.train = Windows([usable[i] for i in order[n_val:]], window)
-        self.val = Windows([usable[i] for i in order[:n_val]], window)
+        n_val = min(n_val, len(starts) - 1)
+        self.train, self.val = (utils.Windows(text.ids, starts[part], lengths[part], window)
+                                for part in (order[n_val:], order[:n_val]))
 
     def describe(self, name, vocab_source):
         dropped = sum(self.dropped.values())
@@ -240,43 +235,6 @@ class Corpus(object):
             text += ', most frequent: ' + ', '.join(
                 '{!r} {:,}'.format(ch, n) for ch, n in self.dropped.most_common(5))
         return text
-
-
-class Windows(object):
-    """All windows of a list of encoded lines, as one int32 array, and where each line's start."""
-
-    def __init__(self, encoded_lines, window):
-        chunks, starts = [], [0]
-        for ids in encoded_lines:
-            chunks.extend(utils.chunk_ids(ids, window, window // 2))
-            starts.append(len(chunks))
-        self.array = np.array(chunks, np.int32).reshape(-1, window)
-        self.starts = np.array(starts)
-        self.n_lines = len(encoded_lines)
-
-    def __len__(self):
-        return len(self.array)
-
-    def batches(self, batch_size, rng):
-        """Endless batches, the lines reshuffled each pass as the lecture's read_data."""
-        if not len(self):
-            raise ValueError('no windows to draw batches from')
-        sizes = np.diff(self.starts)
-        pending = np.zeros(0, np.int64)
-        while True:
-            while len(pending) < batch_size:
-                lines = rng.permutation(self.n_lines)
-                # The window indices of the lines in shuffled order, each line's in order.
-                counts = sizes[lines]
-                firsts = np.repeat(self.starts[lines] - np.cumsum(counts) + counts, counts)
-                pending = np.concatenate([pending, firsts + np.arange(counts.sum())])
-            yield self.array[pending[:batch_size]]
-            pending = pending[batch_size:]
-
-    def fixed_batches(self, batch_size, limit=0):
-        """The first `limit` batches (0: all), always the same: for comparable validation losses."""
-        stop = len(self.array) if not limit else min(len(self.array), limit * batch_size)
-        return [self.array[i:i + batch_size] for i in range(0, stop, batch_size)]
 
 
 def num_targets(batch):
@@ -530,7 +488,7 @@ def latest_checkpoint(model_dir):
     return utils.latest_checkpoint(model_dir, 'char-rnn')
 
 
-def resolve_shape(args, stored, model_dir, data_lines=None):
+def resolve_shape(args, stored, model_dir, data=None):
     """(vocab, vocab_source, hidden_sizes): the checkpoint's when there is one, else the flags'.
 
     Flags given explicitly must agree with the checkpoint: one clear error otherwise.
@@ -550,7 +508,7 @@ def resolve_shape(args, stored, model_dir, data_lines=None):
                                 model_dir, source, len(stored['vocab']), where))
         return stored['vocab'], source, stored['hidden_sizes']
     source = args.vocab or 'trump'
-    vocab = TRUMP_VOCAB if source == 'trump' else auto_vocab(data_lines or [])
+    vocab = TRUMP_VOCAB if source == 'trump' else data.vocab
     return vocab, source, list(asked_sizes or LectureConfig.hidden_sizes)
 
 
@@ -558,12 +516,20 @@ def resolve_shape(args, stored, model_dir, data_lines=None):
 # Training.
 # ---------------------------------------------------------------------------
 
-def read_corpus_lines(path):
-    """read_lines, downloading the default data file when it is missing."""
+def read_corpus(path, vocab, encoded):
+    """(utils.EncodedText of path in vocab (None: its own), whether it is newly encoded):
+    from the file `encoded` when that holds it (same data and vocabulary), else from path,
+    downloading the default data file when it is missing."""
     if os.path.normpath(path) == os.path.normpath(DEFAULT_DATA) and not os.path.exists(path):
         print('{} is missing: downloading {}'.format(path, DATA_URL), file=sys.stderr)
         utils.download(DATA_URL, path, DATA_SHA256)
-    return utils.read_lines(path)
+    if os.path.exists(encoded):
+        text, why_not = utils.load_encoded(encoded, utils.file_sha256(path), vocab)
+        if text:
+            print('{}: encoded in {}'.format(path, encoded))
+            return text, False
+        print('{} is {}: encoding {} again'.format(encoded, why_not, path))
+    return utils.encode_file(path, vocab), True
 
 
 def clean_primes(primes, vocab):
@@ -581,19 +547,18 @@ def clean_primes(primes, vocab):
     return cleaned
 
 
-def resolve_end_marker(args, stored, lines=()):
+def resolve_end_marker(args, stored, text=None):
     """--end-marker if given, else the checkpoint's, else the data's (find_end_marker)."""
     if args.end_marker is not None:
         return args.end_marker
-    return stored.get('end_marker', '') if stored else find_end_marker(lines)
+    return stored.get('end_marker', '') if stored else find_end_marker(text)
 
 
-def find_end_marker(lines):
-    """The word (nearly) every line ends with, as the tweets' _E_, or '': samples end there."""
-    last = collections.Counter(line.split()[-1] for line in lines if line.split())
-    total = sum(last.values())
-    word, count = last.most_common(1)[0] if last else ('', 0)
-    return word if total >= 100 and count >= 0.99 * total else ''
+def find_end_marker(text):
+    """The word (nearly) every line of a utils.EncodedText ends with, as the tweets' _E_, or
+    '': samples end there."""
+    word, count = text.last_word
+    return word if text.lines >= 100 and count >= 0.99 * text.lines else ''
 
 
 def default_seeds(vocab):
@@ -773,13 +738,15 @@ def train_in(model_dir, args, cfg):
     if ckpt and stored is None:
         raise UserError('{} has a checkpoint but no {} (vocabulary and model shape): not a '
                         'checkpoint of this script'.format(model_dir, CONFIG_FILE))
-    lines = read_corpus_lines(args.data)
-    vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, model_dir, lines)
-    end_marker = resolve_end_marker(args, stored, lines)
-    validation = validation_settings(args, cfg)
+    encoded = os.path.join(model_dir, ENCODED_FILE)
+    text, new = read_corpus(args.data, stored['vocab'] if stored else
+                            None if args.vocab == 'auto' else TRUMP_VOCAB, encoded)
+    vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, model_dir, text)
+    end_marker = resolve_end_marker(args, stored, text)
+    validation = validation_settings(args, cfg, text.sha256)
     if stored is not None:
         check_same_validation(stored, validation, model_dir)
-    corpus = Corpus(lines, vocab, cfg.window, args.val_frac, args.seed, args.data)
+    corpus = Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
     print(corpus.describe(args.data, vocab_source))
     if end_marker:
         print('samples end after {!r}, the end of every line of the data (--end-marker)'.format(
@@ -797,6 +764,8 @@ def train_in(model_dir, args, cfg):
                 step, best = sess.run([model.gstep, model.best_val_loss])
                 print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
                       else ', best validation loss {:.4f} nats/char'.format(best)))
+            if new:
+                utils.save_encoded(text, encoded)
             if stored is None:
                 write_stored_config(model_dir, {
                     'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
@@ -805,9 +774,9 @@ def train_in(model_dir, args, cfg):
             return trainer.train(sess)
 
 
-def validation_settings(args, cfg):
+def validation_settings(args, cfg, data_sha256):
     """What decides the validation loss: the data, the held-out lines, the windows evaluated."""
-    return {'data_sha256': utils.sha256_of(args.data), 'seed': args.seed,
+    return {'data_sha256': data_sha256, 'seed': args.seed,
             'val_frac': args.val_frac, 'window': cfg.window,
             'windows_evaluated': cfg.batch_size * cfg.eval_batches}
 

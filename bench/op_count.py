@@ -42,7 +42,7 @@ def project_graph(tweets, graph):
     args = char_rnn.parse_args(['--data', tweets, '--graph', graph, '--threads', '2'])
     cfg = char_rnn.make_config(args)
     model = char_rnn.build_model(char_rnn.TRUMP_VOCAB, cfg.hidden_sizes, args, cfg)
-    corpus = char_rnn.Corpus(utils.read_lines(tweets), char_rnn.TRUMP_VOCAB, cfg.window,
+    corpus = char_rnn.Corpus(utils.encode_file(tweets, char_rnn.TRUMP_VOCAB), cfg.window,
                              args.val_frac, 0)
     batches = corpus.train.batches(cfg.batch_size, np.random.RandomState(0))
     return model.seq, [model.loss, model.opt], lambda i: next(batches)

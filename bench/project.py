@@ -48,9 +48,9 @@ def char_train(tweets, steps, repeats, warmup, seed=0, graph='fast'):
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
-    from utils import read_lines, session_config, tf
+    from utils import encode_file, session_config, tf
     args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
-    corpus = char_rnn.Corpus(read_lines(tweets), vocab, cfg.window, args.val_frac, seed)
+    corpus = char_rnn.Corpus(encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
     batches = corpus.train.batches(cfg.batch_size, np.random.RandomState(seed))
     with tf.Session(config=session_config(THREADS)) as sess:
         sess.run(tf.global_variables_initializer())

@@ -73,8 +73,8 @@ def main(argv=None):
     rare = {ch for ch in vocab if counts[ch] / total < RARE}
     corpus_rare = sum(counts[ch] for ch in rare) / total
     validation = stored.get('validation', {})
-    corpus = char_rnn.Corpus(lines, vocab, 50, validation.get('val_frac', 0.05),
-                             validation.get('seed', 0))
+    corpus = char_rnn.Corpus(utils.encode_lines(lines, vocab), 50,
+                             validation.get('val_frac', 0.05), validation.get('seed', 0))
     seeds = char_rnn.default_seeds(vocab)
     rows = []
     for sampling, temperature in ROWS:
