@@ -26,7 +26,10 @@ Results (the tweets, lecture settings, --seed 0; validation loss in nats per cha
     python char_rnn.py --data ../shared/data/trump_tweets.txt        # `make train`, 5000 steps
 
 The first loss is ln(87) = 4.47 nats per character, a uniform guess over the vocabulary.
-Speed, in characters (window positions) per second: BENCHMARKS.md.
+Training runs a faster graph of the same model (CharRNN.fast_logits, utils.gru_stack): the
+same variables, loss and gradients as the lecture's dynamic_rnn graph, which --graph lecture
+runs (the table above was measured with it). Speed, in characters (window positions) per
+second: README.md, "Results: where each figure lives".
 """
 from __future__ import print_function
 
