@@ -7,7 +7,9 @@ Tests #1-#5), then hunts the NaN of the last one (Test #6):
 
     python mnist_rnn.py --cell gru             # one cell: basic_rnn, basic_lstm, gru, lstm,
                                                # ln_basic_lstm (or a comma-separated list)
-    python mnist_rnn.py --cell all             # all five, and logdir/results.csv, .md, .png
+    python mnist_rnn.py --cell all             # all five, and logdir/results.md, .csv, .png
+    python mnist_rnn.py --cell all --seeds 5   # each from seeds 0-4: which cell is better,
+                                               # by how much, how sure (results.md's verdict)
     python mnist_rnn.py --cell ln_basic_lstm --check-numerics   # names the NaN gradient
     python mnist_rnn.py --cell ln_basic_lstm --ln-epsilon 1e-2  # cures it (see nan_remedies)
     python mnist_rnn.py --cell all --fused     # TF1: fused LSTM kernels, the same model
@@ -25,27 +27,32 @@ or SIGTERM; the same command resumes, and a finished cell is not trained again (
 does). --fused (TF1) runs basic_lstm and lstm as one LSTMBlockFusedCell op over all rows,
 under the replaced cell's variable names, so checkpoints move freely between the two.
 
-Results on real MNIST, 10 epochs, the notebook's settings, TF2 stack, from the
-logdir/results.md that `--cell all` writes (its note explains every column; min-window is the
-notebook's printed [tst] figure, the notebook's own in the first column; speed: BENCHMARKS.md):
+Results on real MNIST, TF2, 10 epochs, 5 seeds, the notebook's settings (ln_basic_lstm with
+--ln-epsilon 1e-2: without it every seed stops on NaN at step 2, as the notebook's did), from
+results/mnist-tf2/results.md (the verdict on every pair, each run): the test accuracy at the
+epoch of best validation accuracy, mean over seeds and its 95% t interval; min-window is the
+notebook's printed [tst] figure, mean over seeds; the notebook's own in the second column:
 
-    | cell                    | notebook | min-window | final test accu | test accu at best val (epoch) |
-    |-------------------------|----------|------------|-----------------|-------------------------------|
-    | basic_rnn               | 0.844    | 0.8594     | 0.9027          | 0.9027 (10)                   |
-    | basic_lstm              | 0.875    | 0.9375     | 0.9685          | 0.9685 (10)                   |
-    | gru                     | 0.930    | 0.9375     | 0.9696          | 0.9696 (10)                   |
-    | lstm                    | 0.945    | 0.9375     | 0.9685          | 0.9685 (10)                   |
-    | ln_basic_lstm, eps 1e-2 | nan      | 0.9375     | 0.9719          | 0.9719 (10)                   |
+    | cell          | notebook (1 run) | min-window | test accu, mean of 5 | 95% interval     |
+    |---------------|------------------|------------|----------------------|------------------|
+    | basic_rnn     | 0.844            | 0.8609     | 0.9061               | 0.8927 to 0.9196 |
+    | basic_lstm    | 0.875            | 0.9234     | 0.9663               | 0.9608 to 0.9718 |
+    | gru           | 0.930            | 0.9437     | 0.9729               | 0.9703 to 0.9755 |
+    | lstm          | 0.945            | 0.9234     | 0.9663               | 0.9608 to 0.9718 |
+    | ln_basic_lstm | nan              | 0.9313     | 0.9718               | 0.9696 to 0.9740 |
 
-    made with: python mnist_rnn.py --cell all --ln-epsilon 1e-2 --data-dir ../shared/data/mnist
-    (without --ln-epsilon or --ln-smoothing, ln_basic_lstm stops on NaN at step 2, as the
-    notebook's did)
+    made with: python mnist_rnn.py --cell all --seeds 5 --epochs 10 --ln-epsilon 1e-2
+        --data-dir ../shared/data/mnist --logdir logdir/seeds-tf2
+        --checkpoint-dir checkpoints/seeds-tf2 --results-dir results/mnist-tf2
+    (52 min on 2 busy cores with the run before it that had no --ln-epsilon: README.md.)
+    Paired by seed, every gated cell beats basic_rnn by 0.06-0.07 (real); lstm and basic_lstm
+    are identical (the same function from the same weights), not ranked; gru, ln_basic_lstm
+    and the LSTM are not told apart at 5 seeds.
 """
 from __future__ import print_function
 
 import argparse
 import os
-import shlex
 import sys
 import time
 
@@ -130,10 +137,11 @@ def parse_args(argv=None):
         help='notebook (default) or tiny (a smoke test: 1 epoch, batch 32, 8 hidden, 320 '
              'train and 128 test images, no validation, a line every 5 steps); the flags below '
              'override it')
-    add('--epochs', type=int, help='epochs to train (notebook: 10)')
-    add('--batch-size', type=int, help='images per batch (notebook: 128)')
-    add('--hidden', type=int, help='units in the cell (notebook: 31)')
-    add('--lr', type=float, help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
+    add('--epochs', type=utils.positive_int, help='epochs to train (notebook: 10)')
+    add('--batch-size', type=utils.positive_int, help='images per batch (notebook: 128)')
+    add('--hidden', type=utils.positive_int, help='units in the cell (notebook: 31)')
+    add('--lr', type=utils.positive_float,
+        help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
     add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
     add('--clip-norm', type=float,
         help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
@@ -150,7 +158,7 @@ def parse_args(argv=None):
     add('--fused', action='store_true',
         help='TF1 only: basic_lstm/lstm as one op over all rows (LSTMBlockFusedCell), no '
              'sequence_length for any cell: the same model and checkpoints, faster')
-    add('--seed', type=int,
+    add('--seed', type=utils.non_negative_int,
         help='seed of the initial weights and of the training order: 0 (default) keeps the '
              'file\'s order, as the notebook (which set no seed); N > 0 trains on a fixed '
              'permutation drawn from N, the same every epoch')
@@ -174,15 +182,16 @@ def parse_args(argv=None):
              '(default: checkpoints)')
     add('--force', action='store_true',
         help='train a cell again even if its checkpoint says it is finished')
-    add('--threads', type=int, default=0,
+    add('--threads', type=utils.non_negative_int, default=0,
         help='TensorFlow intra/inter-op threads (default: 0, TensorFlow decides)')
-    add('--log-every', type=int, help='steps between log lines (notebook: 250)')
-    add('--validation-size', type=int,
+    add('--log-every', type=utils.positive_int, help='steps between log lines (notebook: 250)')
+    add('--validation-size', type=utils.non_negative_int,
         help='first training images held out as validation, as read_data_sets, to pick the '
              'epoch to report; 0 = none: the last epoch (default: 5000)')
-    add('--train-limit', type=int,
+    add('--train-limit', type=utils.non_negative_int,
         help='train on the first N of the remaining training images; 0 = all (default)')
-    add('--test-limit', type=int, help='test on the first N test images; 0 = all (default)')
+    add('--test-limit', type=utils.non_negative_int,
+        help='test on the first N test images; 0 = all (default)')
     args = parser.parse_args(argv)
 
     config = CONFIGS[args.config]
@@ -190,21 +199,13 @@ def parse_args(argv=None):
                  'validation_size', 'train_limit', 'test_limit'):
         if getattr(args, name) is None:
             setattr(args, name, getattr(config, name))
-    for name in ('epochs', 'batch_size', 'hidden', 'log_every'):
-        if getattr(args, name) < 1:
-            parser.error('--{} must be at least 1'.format(name.replace('_', '-')))
-    for name in ('clip_norm', 'validation_size', 'train_limit', 'test_limit', 'threads'):
-        if getattr(args, name) < 0:
-            parser.error('--{} must not be negative'.format(name.replace('_', '-')))
-    if not args.lr > 0:
-        parser.error('--lr must be positive')
+    if not 0 <= args.clip_norm < float('inf'):
+        parser.error('--clip-norm must not be negative')
     if args.ln_epsilon is not None and not 0 < args.ln_epsilon < float('inf'):
         parser.error('--ln-epsilon must be positive')
     if args.seeds is not None and args.seed is not None:
         parser.error('--seed and --seeds: give one of them')
     args.seed = args.seed or 0
-    if args.seed < 0:
-        parser.error('--seed must not be negative')
     if args.fused and not utils.TF1:
         raise UserError(FUSED_NEEDS_TF1)
     return args
@@ -711,20 +712,11 @@ def write_results(figures, args, data, folder, started):
     """results.md, results.csv, runs.csv and results.png in folder; returns the cell rows."""
     cells = sorted({f['name'] for f in figures}, key=CELLS.index)
     seeds = sorted({f['seed'] for f in figures})
-    settings = ', '.join('{} {}'.format(k.replace('_', '-'), getattr(args, k)) for k in (
-        'epochs', 'batch_size', 'hidden', 'lr', 'forget_bias', 'clip_norm', 'ln_epsilon',
-        'ln_smoothing', 'fused', 'validation_size', 'train_limit', 'test_limit'))
-    facts = ['made with: `python {}`'.format(' '.join(shlex.quote(a) for a in
-                                                       ['mnist_rnn.py'] + sys.argv[1:])),
-             'stack: {}, TensorFlow {}'.format(utils.STACK, tf.__version__),
-             'data: `{}`: {} train, {} validation, {} test images'.format(
-                 args.data_dir or utils.MNIST_DIR, data['train'].num_examples,
-                 data['validation'].num_examples, data['test'].num_examples),
-             'settings: ' + settings,
-             'time: {} runs, {:.0f} s of wall time in all (this command: {:.0f} s); load average '
-             '{:.2f} at the start, {:.2f} at the end, {} CPUs'.format(
-                 len(figures), sum(f['wall s'] for f in figures), time.time() - started[0],
-                 started[1], utils.load_average(), os.cpu_count())]
+    facts = utils.report_facts('mnist_rnn.py', args.argv, args.data_dir or utils.MNIST_DIR, data, [
+        (k, getattr(args, k)) for k in ('epochs', 'batch_size', 'hidden', 'lr', 'forget_bias',
+                                        'clip_norm', 'ln_epsilon', 'ln_smoothing', 'fused',
+                                        'validation_size', 'train_limit', 'test_limit')],
+        figures, started)
     title = 'mnist_rnn.py: {} cells, seed{} {}'.format(len(cells), 's' * (len(seeds) > 1),
                                                        ', '.join(map(str, seeds)))
     return utils.report_over_seeds(folder, figures, cells, title, facts, RESULTS_NOTE, MEANS,
@@ -738,6 +730,7 @@ def write_results(figures, args, data, folder, started):
 def main(argv=None):
     started = (time.time(), utils.load_average())
     args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)   # for results.md
     data = utils.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     seeds = [args.seed] if args.seeds is None else args.seeds
     todo = [(seed, cell) for seed in seeds for cell in args.cell]   # whole seeds first

@@ -21,6 +21,7 @@ import math
 import os
 import random
 import re
+import shlex
 import signal
 import struct
 import sys
@@ -1169,6 +1170,21 @@ def compare_over_seeds(runs, names, means=(), confidence=0.95):
 def load_average():
     """The 1-minute load average (NaN where the system has none)."""
     return os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
+
+
+def report_facts(script, argv, data_dir, data, settings, runs, started):
+    """The list heading a results.md: the command, the stack, the data, the settings
+    ((name, value) pairs) and the time: the runs' wall seconds (their 'wall s') and this
+    command's, and the load average at its start (started: (time, load)) and now."""
+    return ['made with: `python {}`'.format(' '.join(shlex.quote(a) for a in [script] + argv)),
+            'stack: {}, TensorFlow {}'.format(STACK, tf.__version__),
+            'data: `{}`: {} train, {} validation, {} test images'.format(
+                data_dir, *(data[key].num_examples for key in ('train', 'validation', 'test'))),
+            'settings: ' + ', '.join('{} {}'.format(k.replace('_', '-'), v) for k, v in settings),
+            'time: {} runs, {:.0f} s of wall time in all (this command: {:.0f} s); load average '
+            '{:.2f} at the start, {:.2f} at the end, {} CPUs'.format(
+                len(runs), sum(r['wall s'] for r in runs), time.time() - started[0], started[1],
+                load_average(), os.cpu_count())]
 
 
 def report_over_seeds(folder, runs, names, title, facts, note, means=(), run_columns=(),

@@ -445,6 +445,7 @@ def test_seed_statistics_match_the_runs(seeded):
     assert (float(pair.group(3)), float(pair.group(4))) == (
         pytest.approx(mean - half, abs=5e-5), pytest.approx(mean + half, abs=5e-5))
     assert 'ln_basic_lstm: NaN in 2 of 2 runs' in md
+    assert '- made with: `python mnist_rnn.py {}`'.format(' '.join(seeded['argv'])) in md
     runs = list(csv.DictReader(open(str(results / 'runs.csv'))))
     assert [(r['cell'], r['seed']) for r in runs] == [
         (cell, str(seed)) for cell in SEEDED_CELLS for seed in (0, 1)]
