@@ -7,7 +7,9 @@ Tests #1-#5), then hunts the NaN of the last one (Test #6):
 
     python mnist_rnn.py --cell gru             # one cell: basic_rnn, basic_lstm, gru, lstm,
                                                # ln_basic_lstm (or a comma-separated list)
-    python mnist_rnn.py --cell all             # all five, and logdir/results.csv, .md, .png
+    python mnist_rnn.py --cell all             # all five, and logdir/results.md, .csv, .png
+    python mnist_rnn.py --cell all --seeds 5   # each from seeds 0-4: which cell is better,
+                                               # by how much, how sure (results.md's verdict)
     python mnist_rnn.py --cell ln_basic_lstm --check-numerics   # names the NaN gradient
     python mnist_rnn.py --cell ln_basic_lstm --ln-epsilon 1e-2  # cures it (see nan_remedies)
     python mnist_rnn.py --cell all --graph notebook   # the notebook's dynamic_rnn graphs
@@ -26,33 +28,34 @@ does). The LSTMs run as one fused op over all rows and gru by utils.gru_stack (s
 MnistRnn), the same model as the notebook's graph, which --graph notebook runs; checkpoints
 move freely between the two.
 
-Results on real MNIST, 10 epochs, the notebook's settings, TF2 stack, from the
-logdir/results.md that `--cell all` writes (its note explains every column; min-window is the
-notebook's printed [tst] figure, the notebook's own in the first column; speed: BENCHMARKS.md):
+Results on real MNIST, TF2, 10 epochs, 5 seeds, the notebook's settings (ln_basic_lstm with
+--ln-epsilon 1e-2: without it every seed stops on NaN at step 2, as the notebook's did), from
+results/mnist-tf2/results.md (the verdict on every pair, each run): the test accuracy at the
+epoch of best validation accuracy, mean over seeds and its 95% t interval; min-window is the
+notebook's printed [tst] figure, mean over seeds; the notebook's own in the second column:
 
-    | cell                    | notebook | min-window | final test accu | test accu at best val (epoch) |
-    |-------------------------|----------|------------|-----------------|-------------------------------|
-    | basic_rnn               | 0.844    | 0.8594     | 0.9027          | 0.9027 (10)                   |
-    | basic_lstm              | 0.875    | 0.9375     | 0.9685          | 0.9685 (10)                   |
-    | gru                     | 0.930    | 0.9375     | 0.9696          | 0.9696 (10)                   |
-    | lstm                    | 0.945    | 0.9375     | 0.9685          | 0.9685 (10)                   |
-    | ln_basic_lstm, eps 1e-2 | nan      | 0.9375     | 0.9719          | 0.9719 (10)                   |
+    | cell          | notebook (1 run) | min-window | test accu, mean of 5 | 95% interval     |
+    |---------------|------------------|------------|----------------------|------------------|
+    | basic_rnn     | 0.844            | 0.8609     | 0.9061               | 0.8927 to 0.9196 |
+    | basic_lstm    | 0.875            | 0.9234     | 0.9663               | 0.9608 to 0.9718 |
+    | gru           | 0.930            | 0.9437     | 0.9729               | 0.9703 to 0.9755 |
+    | lstm          | 0.945            | 0.9234     | 0.9663               | 0.9608 to 0.9718 |
+    | ln_basic_lstm | nan              | 0.9313     | 0.9718               | 0.9696 to 0.9740 |
 
-    made with: python mnist_rnn.py --cell all --ln-epsilon 1e-2 --data-dir ../shared/data/mnist
-    (without --ln-epsilon or --ln-smoothing, ln_basic_lstm stops on NaN at step 2, as the
-    notebook's did)
+    made with: python mnist_rnn.py --cell all --seeds 5 --epochs 10 --ln-epsilon 1e-2
+        --graph notebook --data-dir ../shared/data/mnist --logdir logdir/seeds-tf2
+        --checkpoint-dir checkpoints/seeds-tf2 --results-dir results/mnist-tf2
+    (52 min on 2 busy cores with the run before it that had no --ln-epsilon: README.md.)
+    Paired by seed, every gated cell beats basic_rnn by 0.06-0.07 (real); lstm and basic_lstm
+    are identical (the same function from the same weights), not ranked; gru, ln_basic_lstm
+    and the LSTM are not told apart at 5 seeds.
 """
 from __future__ import print_function
 
 import argparse
-import csv
-import glob
-import json
 import os
-import re
 import sys
 import time
-import zlib
 
 import numpy as np
 
@@ -134,10 +137,11 @@ def parse_args(argv=None):
         help='notebook (default) or tiny (a smoke test: 1 epoch, batch 32, 8 hidden, 320 '
              'train and 128 test images, no validation, a line every 5 steps); the flags below '
              'override it')
-    add('--epochs', type=int, help='epochs to train (notebook: 10)')
-    add('--batch-size', type=int, help='images per batch (notebook: 128)')
-    add('--hidden', type=int, help='units in the cell (notebook: 31)')
-    add('--lr', type=float, help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
+    add('--epochs', type=utils.positive_int, help='epochs to train (notebook: 10)')
+    add('--batch-size', type=utils.positive_int, help='images per batch (notebook: 128)')
+    add('--hidden', type=utils.positive_int, help='units in the cell (notebook: 31)')
+    add('--lr', type=utils.positive_float,
+        help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
     add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
     add('--clip-norm', type=float,
         help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
@@ -155,26 +159,40 @@ def parse_args(argv=None):
         help='fast: the LSTMs as one BlockLSTM op over all rows, gru by utils.gru_stack, no '
              'sequence_length for any cell; notebook: dynamic_rnn over the cell with '
              'sequence_length, as the notebook. The same model and checkpoints')
-    add('--seed', type=int, default=0,
-        help='graph-level seed of the initial weights (default: 0; the notebook sets none)')
+    add('--seed', type=utils.non_negative_int,
+        help='seed of the initial weights and of the training order: 0 (default) keeps the '
+             'file\'s order, as the notebook (which set no seed); N > 0 trains on a fixed '
+             'permutation drawn from N, the same every epoch')
+    add('--seeds', type=utils.seed_list, metavar='N|LIST',
+        help='train every cell from seeds 0..N-1 (or a comma list, e.g. 0,3,7), one run per '
+             '(cell, seed), and compare the cells over seeds (results.md: means, 95%% '
+             'intervals, differences paired by seed); finished runs are reused')
     add('--data-dir', default=None,
-        help='folder with the four MNIST IDX files, .gz or not; any MNIST-format set works '
-             '(default: data/mnist, downloaded there when missing)')
+        help='folder with the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, '
+             't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; .gz or not): MNIST, '
+             'Fashion-MNIST or any set of 28x28 images in 10 classes (default: data/mnist, '
+             'MNIST downloaded there when missing)')
     add('--logdir', default='logdir',
-        help='TensorBoard runs train_<cell>, test_<cell>, and the results files (default: logdir)')
+        help='TensorBoard runs: train_<cell> and test_<cell>; with --seeds one run per (cell, '
+             'seed), <cell>/seed<k> (default: logdir)')
+    add('--results-dir', default=None,
+        help='where --cell all (or a list, or --seeds) writes results.md, results.csv, '
+             'runs.csv and results.png (default: the --logdir)')
     add('--checkpoint-dir', default='checkpoints',
-        help='checkpoints go to <dir>/mnist_<cell>/ (default: checkpoints)')
+        help='checkpoints go to <dir>/mnist_<cell>/, with --seeds to <dir>/mnist_<cell>_seed<k>/ '
+             '(default: checkpoints)')
     add('--force', action='store_true',
         help='train a cell again even if its checkpoint says it is finished')
-    add('--threads', type=int, default=0,
+    add('--threads', type=utils.non_negative_int, default=0,
         help='TensorFlow intra/inter-op threads (default: 0, TensorFlow decides)')
-    add('--log-every', type=int, help='steps between log lines (notebook: 250)')
-    add('--validation-size', type=int,
+    add('--log-every', type=utils.positive_int, help='steps between log lines (notebook: 250)')
+    add('--validation-size', type=utils.non_negative_int,
         help='first training images held out as validation, as read_data_sets, to pick the '
              'epoch to report; 0 = none: the last epoch (default: 5000)')
-    add('--train-limit', type=int,
+    add('--train-limit', type=utils.non_negative_int,
         help='train on the first N of the remaining training images; 0 = all (default)')
-    add('--test-limit', type=int, help='test on the first N test images; 0 = all (default)')
+    add('--test-limit', type=utils.non_negative_int,
+        help='test on the first N test images; 0 = all (default)')
     args = parser.parse_args(argv)
 
     config = CONFIGS[args.config]
@@ -182,16 +200,13 @@ def parse_args(argv=None):
                  'validation_size', 'train_limit', 'test_limit'):
         if getattr(args, name) is None:
             setattr(args, name, getattr(config, name))
-    for name in ('epochs', 'batch_size', 'hidden', 'log_every'):
-        if getattr(args, name) < 1:
-            parser.error('--{} must be at least 1'.format(name.replace('_', '-')))
-    for name in ('clip_norm', 'validation_size', 'train_limit', 'test_limit', 'threads'):
-        if getattr(args, name) < 0:
-            parser.error('--{} must not be negative'.format(name.replace('_', '-')))
-    if not args.lr > 0:
-        parser.error('--lr must be positive')
+    if not 0 <= args.clip_norm < float('inf'):
+        parser.error('--clip-norm must not be negative')
     if args.ln_epsilon is not None and not 0 < args.ln_epsilon < float('inf'):
         parser.error('--ln-epsilon must be positive')
+    if args.seeds is not None and args.seed is not None:
+        parser.error('--seed and --seeds: give one of them')
+    args.seed = args.seed or 0
     return args
 
 
@@ -199,13 +214,6 @@ def parse_args(argv=None):
 # Data: MNIST's four IDX files (utils.load_mnist, downloaded when missing), split as
 # TF1's read_data_sets: {'train', 'validation', 'test'} DataSets of images and labels
 # ---------------------------------------------------------------------------
-
-def data_fingerprint(data):
-    """Sizes and a checksum of the labels: tells a checkpoint which data it was trained on."""
-    return '{}/{}/{:08x}'.format(data['train'].num_examples, data['test'].num_examples,
-                                 zlib.crc32(data['train'].labels.tobytes()
-                                            + data['test'].labels.tobytes()))
-
 
 # ---------------------------------------------------------------------------
 # Model: the notebook's MnistRnn
@@ -332,16 +340,6 @@ def nan_remedies(cell, args):
     return 'remedies (the notebook\'s): ' + ', '.join(flags)
 
 
-def check_numerics_source(message):
-    """'gradient of <variable> had NaN values' from a check_numerics error message."""
-    match = re.search(r'check_numerics: gradient of (\S+) \(([^)]*)\)', message)
-    kind = re.search(r'had (\w+) values', message)
-    if not match:
-        return 'a gradient ({})'.format(message.strip().splitlines()[0])
-    return 'the gradient of {} ({}) had {} values'.format(
-        match.group(1), match.group(2), kind.group(1) if kind else 'NaN or Inf')
-
-
 def evaluate(sess, model, inputs, labels, dataset, batch_size, start=0):
     """Correct predictions over dataset's images from `start` on, in batches of batch_size:
     every image counts once. With placeholders of a fixed batch size the last, shorter batch
@@ -390,7 +388,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
                 if 'check_numerics' not in e.message:
                     raise
                 raise NanStop('{} at ep {:d}, step {:d} (check_numerics, before the update)'
-                              .format(check_numerics_source(e.message), ep + 1, step + 1))
+                              .format(utils.check_numerics_source(e.message), ep + 1, step + 1))
             train_losses.append(loss)
             train_accuracy.append(accuracy)
             t_elapsed = time.time() - t_start
@@ -468,6 +466,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
         history['epochs'].append({'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
                                   'validation_accuracy': validation_accuracy,
                                   'test_window_accuracy': window_accuracy,
+                                  'train_seconds': history['train_seconds'],
                                   'train_loss': float(np.mean(
                                       history['losses'][-train_loop_count:]))})
         history.update(epoch=ep + 1, batch=0, step=step)
@@ -479,6 +478,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
 # ---------------------------------------------------------------------------
 
 HISTORY = 'history.json'
+HISTORY_KEYS = ('settings', 'status', 'epoch', 'batch', 'step', 'epochs', 'losses', 'checkpoint')
 
 
 # Settings added since the first checkpoints, with the value those were trained with.
@@ -491,35 +491,18 @@ def run_settings(cell, args, data):
             'forget_bias': args.forget_bias, 'clip_norm': args.clip_norm,
             'ln_smoothing': bool(args.ln_smoothing), 'seed': args.seed,
             'ln_epsilon': args.ln_epsilon if cell == 'ln_basic_lstm' else None,
-            'data': data_fingerprint(data), 'stack': utils.STACK}
+            'data': utils.data_fingerprint(data), 'stack': utils.STACK}
 
 
-def load_history(ckpt_dir):
-    path = os.path.join(ckpt_dir, HISTORY)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            history = json.load(f)
-        missing = [key for key in ('settings', 'status', 'epoch', 'batch', 'step', 'epochs',
-                                   'losses', 'checkpoint') if key not in history]
-    except (ValueError, TypeError) as e:
-        missing = [str(e)]
-    if missing:
-        raise UserError('{}: corrupt checkpoint history (no {}); --force starts the cell '
-                        'over'.format(path, ', '.join(missing)))
-    history['settings'] = dict(SETTINGS_ADDED, **history['settings'])
-    return history
-
-
-def save_history(ckpt_dir, history):
-    utils.write_json(os.path.join(ckpt_dir, HISTORY), history)
-
-
-def clear_events(folder):
-    """The notebook starts with `rm -fr logdir`: a new run gets fresh event files."""
-    for path in glob.glob(os.path.join(folder, 'events.out.tfevents.*')):
-        os.remove(path)
+def run_dirs(cell, args):
+    """(checkpoint folder, train run, test run) of a cell: the notebook's train_<cell> and
+    test_<cell>; with --seeds one TensorBoard run per (cell, seed), <cell>/seed<k> (the
+    tags differ), so the scalars dashboard draws every cell's seeds side by side."""
+    if args.seeds is None:
+        return tuple(os.path.join(folder, prefix + cell) for folder, prefix in (
+            (args.checkpoint_dir, 'mnist_'), (args.logdir, 'train_'), (args.logdir, 'test_')))
+    run = os.path.join(args.logdir, cell, 'seed{}'.format(args.seed))
+    return os.path.join(args.checkpoint_dir, 'mnist_{}_seed{}'.format(cell, args.seed)), run, run
 
 
 def train_cell(cell, args, data, out=None, stop=None):
@@ -528,7 +511,7 @@ def train_cell(cell, args, data, out=None, stop=None):
     stop: a utils.StopRequest; once set, training stops between two steps, saves, and the
     status is 'interrupted' (or 'done' if the signal came during the last epoch's save).
     """
-    ckpt_dir = os.path.join(args.checkpoint_dir, 'mnist_' + cell)
+    ckpt_dir = run_dirs(cell, args)[0]
     # One run per cell folder: two would overwrite each other's checkpoints and history.
     with utils.folder_lock(ckpt_dir):
         return train_cell_in(ckpt_dir, cell, args, data, out, stop)
@@ -538,7 +521,9 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
     out = out or sys.stdout
     stop = utils.StopRequest() if stop is None else stop
     settings = run_settings(cell, args, data)
-    history = None if args.force else load_history(ckpt_dir)
+    history = None if args.force else utils.read_history(
+        os.path.join(ckpt_dir, HISTORY), HISTORY_KEYS, SETTINGS_ADDED,
+        '--force starts the cell over')
     if history is not None and history['settings'] != settings:
         if history.get('status') != 'nan':
             raise UserError('{} holds a {} run with other settings: {}; pass --force to train it '
@@ -580,8 +565,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
         init = tf.global_variables_initializer()
     graph.finalize()
 
-    train_dir = os.path.join(args.logdir, 'train_' + cell)
-    test_dir = os.path.join(args.logdir, 'test_' + cell)
+    _, train_dir, test_dir = run_dirs(cell, args)
     sess = tf.Session(graph=graph, config=utils.session_config(args.threads))
     try:
         if history is None:
@@ -589,8 +573,8 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
             history = {'settings': settings, 'status': 'training', 'epoch': 0, 'batch': 0,
                        'step': 0, 'epochs': [], 'losses': [], 'train_seconds': 0.0,
                        'train_steps': 0, 'wall_seconds': 0.0, 'nan': None, 'checkpoint': None}
-            clear_events(train_dir)
-            clear_events(test_dir)
+            utils.clear_events(train_dir)
+            utils.clear_events(test_dir)
             resumed = ''
         else:
             try:
@@ -613,7 +597,8 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
         out.flush()
 
         train_writer = tf.summary.FileWriter(train_dir, graph=graph)
-        test_writer = tf.summary.FileWriter(test_dir, graph=graph)
+        test_writer = (train_writer if test_dir == train_dir else
+                       tf.summary.FileWriter(test_dir, graph=graph))
 
         def save(status):
             history['status'] = status
@@ -624,7 +609,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
                 path = saver.save(sess, os.path.join(ckpt_dir, 'model.ckpt'),
                                   global_step=history['step'], write_meta_graph=False)
                 history['checkpoint'] = os.path.basename(path)
-            save_history(ckpt_dir, history)
+            utils.write_json(os.path.join(ckpt_dir, HISTORY), history)
 
         utils.safe_mkdir(ckpt_dir)
         try:
@@ -655,12 +640,24 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
 
 
 # ---------------------------------------------------------------------------
-# Comparison: results.csv, results.md, results.png
+# Comparison over cells and seeds: results.md, results.csv, runs.csv, results.png
+# (the statistics, tables and plots are utils')
 # ---------------------------------------------------------------------------
 
-RESULT_COLUMNS = ('cell', 'epochs', 'final test accu', 'val accu', 'best epoch (val)',
-                  'test accu at best val', 'min-window test accu', 'final loss', 'sec/iter',
-                  'wall time (s)', 'NaN')
+RUN_COLUMNS = ('cell', 'seed', 'status', 'epochs', 'best epoch (val)', 'val accu',
+               'test accu at best val', 'final test accu', 'min-window test accu', 'final loss',
+               'sec/step', 'train s', 'wall s')
+# Per cell, the means of these run figures beside the test accuracy's statistics.
+MEANS = (('min-window (mean)', 'window', '{:.4f}'), ('sec/step', 'sec/step', '{:.6f}'),
+         ('wall s per run', 'wall s', '{:.1f}'))
+RESULTS_NOTE = (
+    'Per run, the test accuracy (all test images) of the epoch with the best validation '
+    'accuracy (the last epoch without validation); per cell its mean over the runs without '
+    'NaN, their standard deviation and the 95% t interval of the mean. min-window: the '
+    'notebook\'s printed [tst] figure (the least accuracy of a window of test batches) in the '
+    'last epoch, mean over runs. sec/step: mean seconds per training step. A seed sets the '
+    'initial weights and the training order (seed 0: the file\'s order, the notebook\'s); '
+    'the differences below pair runs of the same seed.')
 
 
 def best_epoch(epochs):
@@ -672,94 +669,47 @@ def best_epoch(epochs):
     return (epochs[-1] if epochs else None), False
 
 
-def result_row(cell, history):
-    epochs = history['epochs']
-    last = epochs[-1] if epochs else {}
+def run_figures(cell, seed, history):
+    """One run's numbers for utils.report_over_seeds. The score compared is the test accuracy
+    of the epoch with the best validation accuracy (the last epoch without validation), none
+    after a NaN; 'row' is the run's line in runs.csv."""
+    epochs, nan, fmt = history['epochs'], history['status'] == 'nan', utils.fmt
     best, validated = best_epoch(epochs)
-    best = best or {}
-
-    def fmt(value, spec='{:.4f}'):
-        return '' if value is None else spec.format(value)
-    return {'cell': cell, 'epochs': len(epochs),
-            'final test accu': fmt(last.get('test_accuracy')),
-            'val accu': fmt(best.get('validation_accuracy')),
-            'best epoch (val)': fmt(best.get('epoch'), '{}' if validated else
-                                    '{} (last: no validation)'),
-            'test accu at best val': fmt(best.get('test_accuracy')),
-            'min-window test accu': fmt(last.get('test_window_accuracy')),
-            'final loss': 'nan' if history['status'] == 'nan' else fmt(last.get('train_loss')),
-            'sec/iter': fmt(history['train_seconds'] / history['train_steps']
-                            if history['train_steps'] else None, '{:.6f}'),
-            'wall time (s)': fmt(history['wall_seconds'], '{:.1f}'),
-            'NaN': 'yes' if history['status'] == 'nan' else 'no'}
-
-
-def write_results(results, logdir):
-    """results: [(cell, history)]. Writes results.csv, results.md and results.png in logdir."""
-    utils.safe_mkdir(logdir)
-    rows = [result_row(cell, history) for cell, history in results]
-    with open(os.path.join(logdir, 'results.csv'), 'w', newline='') as f:
-        writer = csv.DictWriter(f, RESULT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(os.path.join(logdir, 'results.md'), 'w') as f:
-        f.write('| ' + ' | '.join(RESULT_COLUMNS) + ' |\n')
-        f.write('|' + '|'.join('---' for _ in RESULT_COLUMNS) + '|\n')
-        for row in rows:
-            f.write('| ' + ' | '.join(str(row[c]) for c in RESULT_COLUMNS) + ' |\n')
-        f.write('\nfinal test accu: accuracy over the whole test set after the last epoch; val '
-                'accu: the best accuracy over the validation split (the first --validation-size '
-                'training images, never trained on), after epoch "best epoch (val)"; test accu '
-                'at best val: the test accuracy of that epoch, the figure to compare (without '
-                'validation, the last epoch\'s); min-window: the notebook\'s printed [tst] '
-                'statistic in the last epoch; final loss: mean training loss of the last epoch; '
-                'sec/iter: mean per training step.\n')
-    plot_results(results, os.path.join(logdir, 'results.png'))
-    return rows
+    best, last, steps = best or {}, (epochs[-1] if epochs else {}), history['train_steps']
+    score = None if nan or not best else best['test_accuracy']
+    sec = history['train_seconds'] / steps if steps else None
+    return {'name': cell, 'seed': seed, 'nan': nan, 'score': score, 'sec/step': sec,
+            'window': last.get('test_window_accuracy'), 'wall s': history['wall_seconds'],
+            'curve': [e['test_accuracy'] for e in epochs],
+            # (histories from before per-epoch times: the total spread evenly)
+            'seconds': [e.get('train_seconds', history['train_seconds'] * e['epoch'] / len(epochs))
+                        for e in epochs],
+            # What tells two runs apart: every epoch's accuracies and mean loss.
+            'signature': [x for e in epochs for x in (e['test_accuracy'], e.get('train_loss', 0),
+                                                      e.get('validation_accuracy') or 0)],
+            'row': dict(zip(RUN_COLUMNS, (
+                cell, seed, history['status'], len(epochs),
+                fmt(best.get('epoch'), '{}' if validated else '{} (last: no validation)'),
+                fmt(best.get('validation_accuracy')), fmt(score), fmt(last.get('test_accuracy')),
+                fmt(last.get('test_window_accuracy')),
+                'nan' if nan else fmt(last.get('train_loss')),
+                fmt(sec, '{:.6f}'), fmt(history['train_seconds'], '{:.1f}'),
+                fmt(history['wall_seconds'], '{:.1f}'))))}
 
 
-def plot_results(results, path):
-    """Test accuracy per epoch and training loss per step, one line per cell (Agg backend)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    styles = ('-', '--', '-.', ':')
-    for index, (cell, history) in enumerate(results):
-        nan = history['status'] == 'nan'
-        label = cell + (' (NaN)' if nan else '')
-        style = styles[index % len(styles)]
-        epochs = history['epochs']
-        line, = acc_ax.plot([e['epoch'] for e in epochs], [e['test_accuracy'] for e in epochs],
-                            'o' + style, label=label)
-        validated = [e for e in epochs if e.get('validation_accuracy') is not None]
-        if validated:
-            acc_ax.plot([e['epoch'] for e in validated],
-                        [e['validation_accuracy'] for e in validated], 'x' + style,
-                        color=line.get_color(), alpha=0.5, label=cell + ' (validation)')
-        # The losses up to the first NaN, as a moving average of ~1/20 of the run (at most 50).
-        losses = history['losses']
-        finite = np.array(losses[:losses.index(None)] if None in losses else losses, np.float64)
-        if len(finite):
-            window = max(1, min(50, len(losses) // 20, len(finite)))
-            smooth = np.convolve(finite, np.ones(window) / window, mode='valid')
-            loss_ax.plot(np.arange(window, len(finite) + 1), smooth, style,
-                         color=line.get_color(), label=label)
-        if nan:
-            loss_ax.plot([len(losses)], [finite[-1] if len(finite) else np.log(NUM_CLASSES)],
-                         'x', color=line.get_color(), markersize=10, label=cell + ': NaN here')
-    acc_ax.set(title='accuracy per epoch (whole test set; x: validation)', xlabel='epoch',
-               ylabel='accuracy')
-    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    loss_ax.set(title='training loss per step (moving average)', xlabel='training step',
-                ylabel='loss')
-    for ax in (acc_ax, loss_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def write_results(figures, args, data, folder, started):
+    """results.md, results.csv, runs.csv and results.png in folder; returns the cell rows."""
+    cells = sorted({f['name'] for f in figures}, key=CELLS.index)
+    seeds = sorted({f['seed'] for f in figures})
+    facts = utils.report_facts('mnist_rnn.py', args.argv, args.data_dir or utils.MNIST_DIR, data, [
+        (k, getattr(args, k)) for k in ('epochs', 'batch_size', 'hidden', 'lr', 'forget_bias',
+                                        'clip_norm', 'ln_epsilon', 'ln_smoothing', 'graph',
+                                        'validation_size', 'train_limit', 'test_limit')],
+        figures, started)
+    title = 'mnist_rnn.py: {} cells, seed{} {}'.format(len(cells), 's' * (len(seeds) > 1),
+                                                       ', '.join(map(str, seeds)))
+    return utils.report_over_seeds(folder, figures, cells, title, facts, RESULTS_NOTE, MEANS,
+                                   RUN_COLUMNS)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -767,26 +717,37 @@ def plot_results(results, path):
 # ---------------------------------------------------------------------------
 
 def main(argv=None):
+    started = (time.time(), utils.load_average())
     args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)   # for results.md
     data = utils.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
-    results = []
+    seeds = [args.seed] if args.seeds is None else args.seeds
+    todo = [(seed, cell) for seed in seeds for cell in args.cell]   # whole seeds first
+    figures = []
     # From here Ctrl-C and SIGTERM only set `stop`: training stops between two steps, saves
     # and exits 0; one during a save waits for it (utils.stop_on_signals).
     with utils.stop_on_signals() as stop:
-        for index, cell in enumerate(args.cell):
-            history = train_cell(cell, args, data, stop=stop)
+        for index, (seed, cell) in enumerate(todo):
+            if args.seeds is not None:
+                print('=== {}, seed {} (run {} of {})'.format(cell, seed, index + 1, len(todo)))
+            if index == 0 or seed != todo[index - 1][0]:
+                seed_data = utils.seeded_data(data, seed)
+            history = train_cell(cell, argparse.Namespace(**dict(vars(args), seed=seed)),
+                                 seed_data, stop=stop)
             if history['status'] == 'interrupted':
                 return 0
-            results.append((cell, history))
-            if stop and index + 1 < len(args.cell):
-                print('{} after {} finished: {} not trained; run the same command to go on'.format(
-                    stop.name, cell, ', '.join(args.cell[index + 1:])))
+            figures.append(run_figures(cell, seed, history))
+            if stop and index + 1 < len(todo):
+                print('{} after {}, seed {}: {} more run{} to train; run the same command to go '
+                      'on'.format(stop.name, cell, seed, len(todo) - index - 1,
+                                  's' * (len(todo) - index > 2)))
                 return 0
-    if len(args.cell) > 1:
-        write_results(results, args.logdir)
-        print('results: {}'.format(', '.join(os.path.join(args.logdir, 'results.' + ext)
-                                             for ext in ('csv', 'md', 'png'))))
-    return NAN_EXIT if any(h['status'] == 'nan' for _, h in results) else 0
+    if len(args.cell) > 1 or args.seeds is not None:
+        folder = args.results_dir or args.logdir
+        write_results(figures, args, data, folder, started)
+        print('results: {}'.format(', '.join(os.path.join(folder, name) for name in (
+            'results.md', 'results.csv', 'runs.csv', 'results.png'))))
+    return NAN_EXIT if any(f['nan'] for f in figures) else 0
 
 
 if __name__ == '__main__':

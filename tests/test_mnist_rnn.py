@@ -254,13 +254,13 @@ def test_event_files_hold_the_notebooks_tags_and_the_graph(comparison):
 
 def test_results_files_compare_the_cells(comparison):
     logdir = comparison['tmp'] / 'logdir'
-    rows = list(csv.DictReader(open(str(logdir / 'results.csv'))))
-    assert [row['cell'] for row in rows] == list(mnist_rnn.CELLS)
-    assert list(rows[0]) == list(mnist_rnn.RESULT_COLUMNS)
-    for row in rows:
-        history = json.load(open(str(comparison['tmp'] / 'checkpoints' / ('mnist_' + row['cell'])
-                                     / 'history.json')))
-        assert row['NaN'] == 'no'
+    runs = list(csv.DictReader(open(str(logdir / 'runs.csv'))))
+    cells = list(csv.DictReader(open(str(logdir / 'results.csv'))))
+    assert [row['cell'] for row in runs] == [row['cell'] for row in cells] == list(mnist_rnn.CELLS)
+    assert list(runs[0]) == list(mnist_rnn.RUN_COLUMNS)
+    for row, cell in zip(runs, cells):
+        history = history_of(comparison['tmp'], row['cell'])
+        assert (row['seed'], row['status'], cell['NaN']) == ('0', 'done', '0')
         assert int(row['epochs']) == EPOCHS
         final = history['epochs'][-1]['test_accuracy']
         assert float(row['final test accu']) == pytest.approx(final, abs=1e-4)
@@ -271,10 +271,13 @@ def test_results_files_compare_the_cells(comparison):
         assert float(row['val accu']) == pytest.approx(max(validation), abs=1e-4)
         assert float(row['test accu at best val']) == pytest.approx(best['test_accuracy'],
                                                                     abs=1e-4)
-        assert float(row['final loss']) > 0 and float(row['sec/iter']) > 0
-    md = open(str(logdir / 'results.md')).read().splitlines()
-    assert md[0].startswith('| cell | epochs | final test accu |')
-    assert sum(1 for line in md if line.startswith('| ') and '|' in line[2:]) == 1 + len(rows)
+        assert float(row['final loss']) > 0 and float(row['sec/step']) > 0
+        # One seed: its figure is the mean, and there is no interval.
+        assert (cell['runs'], cell['test accu mean'], cell['std'], cell['95% interval']) == (
+            '1', row['test accu at best val'], '', '')
+    md = open(str(logdir / 'results.md')).read()
+    assert '| cell | runs | NaN | test accu mean | std | 95% interval |' in md
+    assert 'no interval from 1 seed' in md
     with open(str(logdir / 'results.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert 'results: ' in comparison['out']
@@ -306,16 +309,19 @@ def test_the_reported_epoch_is_validations_best_not_tests():
               dict(epoch=3, test_accuracy=0.93, validation_accuracy=0.91)]   # ties epoch 1
     history = {'status': 'done', 'epochs': epochs, 'train_seconds': 1.0, 'train_steps': 10,
                'wall_seconds': 2.0}
-    row = mnist_rnn.result_row('gru', history)
+    figures = mnist_rnn.run_figures('gru', 0, history)
+    row = figures['row']
+    assert figures['score'] == 0.90
     assert (row['best epoch (val)'], row['val accu'], row['test accu at best val'],
             row['final test accu']) == ('1', '0.9100', '0.9000', '0.9300')
     assert '0.9500' not in row.values()
     # Without validation (--validation-size 0) it says so and reports the last epoch.
     for epoch in epochs:
         epoch['validation_accuracy'] = None
-    row = mnist_rnn.result_row('gru', history)
-    assert (row['best epoch (val)'], row['val accu'], row['test accu at best val']) == (
-        '3 (last: no validation)', '', '0.9300')
+    figures = mnist_rnn.run_figures('gru', 0, history)
+    assert figures['score'] == 0.93
+    assert (figures['row']['best epoch (val)'], figures['row']['val accu']) == (
+        '3 (last: no validation)', '')
 
 
 def test_finished_cells_are_not_trained_again(comparison):
@@ -340,6 +346,187 @@ def test_other_settings_need_force(comparison):
     assert status == 2
     assert 'lr 0.01 (now 0.02)' in err and '--force' in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------
+# --seeds: one run per (cell, seed), reused; statistics over seeds; a verdict
+# ---------------------------------------------------------------------------
+
+SEEDED_CELLS = ('basic_rnn', 'basic_lstm', 'lstm', 'ln_basic_lstm')
+SEED_EPOCHS = 2
+T_975_DF1 = 12.706205   # Student's t, 0.975 quantile, 1 degree of freedom (printed tables)
+
+
+@pytest.fixture(scope='module')
+def seeded(tmp_path_factory):
+    """Two seeds of three cells, and ln_basic_lstm without a remedy (NaN in each seed); the
+    comparison's settings otherwise, so seed 0 is its run."""
+    tmp_path = tmp_path_factory.mktemp('seeded')
+    write_mnist(tmp_path / 'data', n_train=N_VAL + N_TRAIN)
+    argv = small_args(tmp_path, '--cell', ','.join(SEEDED_CELLS), '--seeds', '2', '--epochs',
+                      str(SEED_EPOCHS), '--lr', '0.01', '--validation-size', str(N_VAL),
+                      '--results-dir', str(tmp_path / 'results'))
+    status, out, err = run_main(argv)
+    return {'tmp': tmp_path, 'argv': argv, 'status': status, 'out': out, 'err': err}
+
+
+def seeded_history(tmp_path, cell, seed):
+    with open(str(tmp_path / 'checkpoints' / 'mnist_{}_seed{}'.format(cell, seed) /
+                  'history.json')) as f:
+        return json.load(f)
+
+
+def test_seeds_train_one_run_per_cell_and_seed(seeded):
+    assert seeded['status'] == mnist_rnn.NAN_EXIT, seeded['err']   # ln_basic_lstm's NaN
+    assert re.findall(r'^=== (\w+), seed (\d)', seeded['out'], re.M) == [
+        (cell, str(seed)) for seed in (0, 1) for cell in SEEDED_CELLS]   # whole seeds first
+    for cell in SEEDED_CELLS:
+        for seed in (0, 1):
+            history = seeded_history(seeded['tmp'], cell, seed)
+            assert history['settings']['seed'] == seed
+            assert history['status'] == ('nan' if cell == 'ln_basic_lstm' else 'done')
+            # TensorBoard: one run per (cell, seed), <cell>/seed<k>, all the tags in it.
+            if cell != 'ln_basic_lstm':
+                values, graph = events(str(seeded['tmp'] / 'logdir' / cell / 'seed{}'.format(seed)))
+                assert graph and sorted(values) == sorted([
+                    mnist_rnn.TAG_TRAIN_ACCURACY, mnist_rnn.TAG_LOSS, mnist_rnn.TAG_TEST_ACCURACY,
+                    mnist_rnn.TAG_TEST_MEAN_ACCURACY, mnist_rnn.TAG_VALIDATION_ACCURACY])
+                assert [v for _, v in values[mnist_rnn.TAG_LOSS]] == pytest.approx(
+                    history['losses'])
+
+
+def test_seed_0_is_the_single_run_and_seed_1_another_order(seeded, comparison):
+    """Seed 0 trains as the default single run (--seed 0, the files' order): the same losses
+    as the comparison's run of the cell; seed 1 starts from other weights on other batches."""
+    for cell in ('basic_rnn', 'lstm'):
+        single = history_of(comparison['tmp'], cell)['losses']
+        seed0 = seeded_history(seeded['tmp'], cell, 0)['losses']
+        seed1 = seeded_history(seeded['tmp'], cell, 1)['losses']
+        assert seed0 == pytest.approx(single[:len(seed0)], rel=1e-5)
+        assert abs(seed1[0] - seed0[0]) > 1e-4
+    # The training order is part of a run's settings: seed 1's data fingerprint differs.
+    settings = [seeded_history(seeded['tmp'], 'basic_rnn', s)['settings']
+                for s in (0, 1)]
+    assert settings[0]['data'] != settings[1]['data']
+
+
+def test_seed_statistics_match_the_runs(seeded):
+    """results.csv against numbers computed here from each run's history.json: the score of a
+    run, the mean, standard deviation and t interval per cell, and the paired difference."""
+    results = seeded['tmp'] / 'results'
+    cells = {row['cell']: row for row in csv.DictReader(open(str(results / 'results.csv')))}
+    scores = {}
+    for cell in SEEDED_CELLS[:3]:
+        for seed in (0, 1):
+            epochs = seeded_history(seeded['tmp'], cell, seed)['epochs']
+            best = max(epochs, key=lambda e: (e['validation_accuracy'], -e['epoch']))
+            scores[cell, seed] = best['test_accuracy']
+        a, b = scores[cell, 0], scores[cell, 1]
+        mean, std = (a + b) / 2, abs(a - b) / 2 ** 0.5
+        half = T_975_DF1 * std / 2 ** 0.5
+        row = cells[cell]
+        assert (row['runs'], row['NaN']) == ('2', '0')
+        assert float(row['test accu mean']) == pytest.approx(mean, abs=5e-5)
+        assert float(row['std']) == pytest.approx(std, abs=5e-5)
+        low, high = map(float, row['95% interval'].split(' to '))
+        assert (low, high) == (pytest.approx(mean - half, abs=5e-5),
+                               pytest.approx(mean + half, abs=5e-5))
+    assert (cells['ln_basic_lstm']['NaN'], cells['ln_basic_lstm']['test accu mean']) == ('2', '')
+    # basic_lstm against basic_rnn, paired by seed.
+    d = [scores['basic_lstm', s] - scores['basic_rnn', s] for s in (0, 1)]
+    mean, half = sum(d) / 2, T_975_DF1 * abs(d[0] - d[1]) / 2
+    if mean < 0:
+        d, mean = [-x for x in d], -mean
+    md = open(str(results / 'results.md')).read()
+    pair = re.search(r'^\| (basic_lstm - basic_rnn|basic_rnn - basic_lstm) \| 2 \| '
+                     r'([-+]\d\.\d+) \| ([-+]\d\.\d+) to ([-+]\d\.\d+) \|', md, re.M)
+    assert pair, md
+    assert float(pair.group(2)) == pytest.approx(mean, abs=5e-5)
+    assert (float(pair.group(3)), float(pair.group(4))) == (
+        pytest.approx(mean - half, abs=5e-5), pytest.approx(mean + half, abs=5e-5))
+    assert 'ln_basic_lstm: NaN in 2 of 2 runs' in md
+    assert '- made with: `python mnist_rnn.py {}`'.format(' '.join(seeded['argv'])) in md
+    runs = list(csv.DictReader(open(str(results / 'runs.csv'))))
+    assert [(r['cell'], r['seed']) for r in runs] == [
+        (cell, str(seed)) for cell in SEEDED_CELLS for seed in (0, 1)]
+    with open(str(results / 'results.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_identical_cells_come_out_identical(seeded):
+    """lstm and basic_lstm: the same function from the same initial weights, so the same
+    numbers in every seed: reported as identical, not ranked; basic_rnn is not."""
+    md = open(str(seeded['tmp'] / 'results' / 'results.md')).read()
+    [row] = [line for line in md.splitlines() if re.match(r'^\| (basic_lstm - lstm|lstm - '
+                                                         r'basic_lstm) \|', line)]
+    assert '| identical: ' in row and 'not ranked' in row
+    assert '+0.0000 | +0.0000 to +0.0000 |' in row
+    for line in md.splitlines():
+        if line.startswith('| ') and 'basic_rnn' in line.split('|')[1]:
+            assert 'identical' not in line
+    assert '- Identical: basic_lstm = lstm.' in md
+
+
+def test_more_seeds_train_only_the_new_runs(seeded):
+    """--seeds 3 after --seeds 2: the six finished runs and the two NaN ones are reused (no
+    training, event files untouched); only seed 2 trains; the results cover three seeds."""
+    tmp = seeded['tmp']
+    before = {path: os.path.getmtime(path) for path in
+              glob.glob(str(tmp / 'logdir' / '*' / 'seed*' / 'events.out.tfevents.*'))}
+    argv = list(seeded['argv'])
+    argv[argv.index('--seeds') + 1] = '3'
+    status, out, err = run_main(argv)
+    assert status == mnist_rnn.NAN_EXIT, err
+    blocks = re.split(r'^=== ', out, flags=re.M)[1:]
+    assert len(blocks) == 12
+    for block in blocks:
+        cell, seed = re.match(r'(\w+), seed (\d)', block).groups()
+        trained = any(TRN_LINE.match(line) for line in block.splitlines())
+        assert trained == (seed == '2'), block
+        if seed != '2':
+            assert 'already ' in block
+    assert {path: os.path.getmtime(path) for path in before} == before
+    cells = {row['cell']: row for row in csv.DictReader(open(str(tmp / 'results' / 'results.csv')))}
+    assert all(row['runs'] == '3' for row in cells.values())
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--seeds', '0'], 'expected a number of seeds (5) or a list of distinct seeds'),
+    (['--seeds', 'two'], 'expected a number of seeds'),
+    (['--seeds', '1,1'], 'distinct'),
+    (['--seeds', '2', '--seed', '3'], '--seed and --seeds: give one of them')])
+def test_bad_seeds_are_one_line(tmp_path, flags, message):
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'gru', *flags))
+    assert status == 2 and 'Traceback' not in err
+    assert message in err.strip().splitlines()[-1]   # argparse: the usage, then one error line
+
+
+def test_ctrl_c_between_seeds_keeps_every_finished_run(tmp_path, monkeypatch):
+    """Ctrl-C in the second of four runs: the first is kept, the second saved; the same
+    command resumes the second and trains the rest, and writes the results."""
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--cell', 'basic_rnn,gru', '--seeds', '2', '--epochs', '1')
+    summary, calls = utils.scalar_summary, []
+
+    def summary_with_ctrl_c(*tags_and_values):
+        calls.append(tags_and_values)
+        if len(calls) == 13 + 1 + 3:   # run 1's 13 steps and its mean, then run 2's step 3
+            os.kill(os.getpid(), signal.SIGINT)
+        return summary(*tags_and_values)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(utils, 'scalar_summary', summary_with_ctrl_c)
+        status, out, err = run_main(argv)
+    assert status == 0, err
+    assert out.splitlines()[-1].startswith('[gru] interrupted by Ctrl-C at ep 1, step 3:')
+    assert not (tmp_path / 'logdir' / 'results.md').exists()
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'already trained for 1 epochs' in out and 'resuming at ep 1, step 3' in out
+    runs = list(csv.DictReader(open(str(tmp_path / 'logdir' / 'runs.csv'))))
+    assert [(r['cell'], r['seed'], r['status']) for r in runs] == [
+        ('basic_rnn', '0', 'done'), ('basic_rnn', '1', 'done'), ('gru', '0', 'done'),
+        ('gru', '1', 'done')]
 
 
 # ---------------------------------------------------------------------------
@@ -430,9 +617,13 @@ def test_nan_cell_is_reported_and_the_others_still_run(tmp_path):
     assert status == mnist_rnn.NAN_EXIT
     assert '[trn] ep 1, step 2, loss nan' in out
     assert '[basic_rnn] ' in out and '[tst] ep 1, mean accu' in out
+    cells = {row['cell']: row for row in csv.DictReader(open(str(tmp_path / 'logdir' /
+                                                              'results.csv')))}
+    assert cells['ln_basic_lstm']['NaN'] == '1' and cells['basic_rnn']['NaN'] == '0'
+    assert cells['ln_basic_lstm']['test accu mean'] == ''   # kept, without a figure
     rows = {row['cell']: row for row in csv.DictReader(open(str(tmp_path / 'logdir' /
-                                                             'results.csv')))}
-    assert rows['ln_basic_lstm']['NaN'] == 'yes' and rows['basic_rnn']['NaN'] == 'no'
+                                                             'runs.csv')))}
+    assert rows['ln_basic_lstm']['status'] == 'nan' and rows['basic_rnn']['status'] == 'done'
     # --validation-size 0: no validation, said so; the last epoch is reported.
     assert 'no validation (--validation-size 0: the last epoch is reported)' in out
     assert '[val]' not in out
