@@ -20,8 +20,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 
-import numpy as np  # noqa: E402
-
 import common  # noqa: E402
 import utils  # noqa: E402
 from utils import tf  # noqa: E402
@@ -39,12 +37,8 @@ def lecture_graph(tweets):
 
 def project_graph(tweets, graph):
     import char_rnn
-    args = char_rnn.parse_args(['--data', tweets, '--graph', graph, '--threads', '2'])
-    cfg = char_rnn.make_config(args)
-    model = char_rnn.build_model(char_rnn.TRUMP_VOCAB, cfg.hidden_sizes, args, cfg)
-    corpus = char_rnn.Corpus(utils.encode_file(tweets, char_rnn.TRUMP_VOCAB), cfg.window,
-                             args.val_frac, 0)
-    batches = corpus.train.batches(cfg.batch_size, np.random.RandomState(0))
+    import project
+    _, model, batches = project.char_training(char_rnn, tweets, graph=graph)
     return model.seq, [model.loss, model.opt], lambda i: next(batches)
 
 

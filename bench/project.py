@@ -43,15 +43,21 @@ def _char_model(char_rnn, tweets, seed, graph='fast'):
     return args, cfg, vocab, model
 
 
+def char_training(char_rnn, tweets, seed=0, graph='fast'):
+    """(config, CharRNN, its training batches): what char_rnn.py's training loop runs."""
+    from utils import encode_file
+    args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
+    corpus = char_rnn.Corpus(encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
+    return cfg, model, corpus.train.batches(cfg.batch_size, np.random.RandomState(seed))
+
+
 def char_train(tweets, steps, repeats, warmup, seed=0, graph='fast'):
     """char_rnn.py's training step (loss and update; generation, summaries, log lines off)."""
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
-    from utils import encode_file, session_config, tf
-    args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
-    corpus = char_rnn.Corpus(encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
-    batches = corpus.train.batches(cfg.batch_size, np.random.RandomState(seed))
+    from utils import session_config, tf
+    cfg, model, batches = char_training(char_rnn, tweets, seed, graph)
     with tf.Session(config=session_config(THREADS)) as sess:
         sess.run(tf.global_variables_initializer())
 
