@@ -9,6 +9,7 @@ flag away. Runs on TensorFlow 1.15 and, through tensorflow.compat.v1 in graph mo
 
     python char_rnn.py                          # train to step 5000 (Ctrl-C saves, re-run resumes)
     python char_rnn.py --steps 0                # train until Ctrl-C or SIGTERM
+    python char_rnn.py --config ten-minutes     # the same model, the lowest loss in 10 minutes
     python char_rnn.py --sample --prime "Make America" -n 280   # generate, no training
     python char_rnn.py --sample --sampling lecture      # the lecture's literal sampling, T 1.5
     python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text file
@@ -69,6 +70,10 @@ class LectureConfig(object):
     hidden_sizes = [128, 256]   # the lecture's two GRU layers
     batch_size = 64             # the lecture's
     lr = 0.0003                 # the lecture's Adam learning rate
+    lr_decay = None             # the lecture's constant rate (a RATE per decay_steps, or cosine)
+    decay_steps = 1000
+    warmup = 0                  # steps of linear learning-rate warm-up
+    clip = None                 # the lecture's tip, not in its code: no clipping
     window = 50                 # the lecture's num_steps ("for RNN unrolled"); overlap window // 2
     temperature = 0.9           # Fix: the lecture's 1.5 went with its sampling formula (see
                                 # sample_ids). 0.9: the highest T whose samples hold no more
@@ -80,6 +85,7 @@ class LectureConfig(object):
     eval_every = 100            # validation loss and checkpoints this often
     eval_batches = 20           # validation batches averaged per evaluation (0: all)
     summary_every = 10          # TensorBoard training scalars this often (each costs a little)
+    model = 'trump_tweets'      # the default --model: checkpoints/trump_tweets
 
 
 class TinyConfig(LectureConfig):
@@ -95,22 +101,54 @@ class TinyConfig(LectureConfig):
     summary_every = 5
 
 
-CONFIGS = {'lecture': LectureConfig, 'tiny': TinyConfig}
+class TenMinutesConfig(LectureConfig):
+    """The lecture's model, trained for the lowest validation loss in ten minutes on 2 CPU
+    cores (bench/time_to_quality.py measured each change; README.md, "Ten minutes")."""
+    batch_size = 32             # more, smaller steps: ahead of 64 (and 128) at equal time
+    lr = 0.002                  # Adam's usual rate: the lecture's 0.0003 is the slowest part
+    lr_decay = 'cosine'         # to a tenth of lr at `steps`: the last steps settle
+    warmup = 100                # the first steps at the full rate spike the loss
+    clip = 5.0                  # the loss is a sum over the batch: this bounds each step
+    steps = 3600                # ~10 minutes here (TF1), evaluations and samples included
+    eval_batches = 40           # 40 x 32: the same 1,280 validation windows as the lecture
+    sample_every = 1000
+    model = 'trump_tweets-ten-minutes'   # not on the lecture's checkpoints
+
+
+CONFIGS = {'lecture': LectureConfig, 'tiny': TinyConfig, 'ten-minutes': TenMinutesConfig}
 LECTURE_TEMPERATURE = 1.5       # the lecture's self.temp, the default with --sampling lecture
+
+
+def training_settings(args, cfg, hidden_sizes):
+    """What decides the trained model, printed at the start and stored in config.json."""
+    names = ('batch_size', 'window', 'lr', 'lr_decay', 'decay_steps', 'warmup', 'clip', 'steps')
+    settings = dict(config=args.config or 'lecture', hidden_sizes=list(hidden_sizes),
+                    keep_prob=args.keep_prob, **{name: getattr(cfg, name) for name in names})
+    if not settings['lr_decay']:
+        del settings['decay_steps']
+    return settings
 
 
 def make_config(args):
     """The --config's settings with the flags given applied over them."""
     cfg = CONFIGS[args.config or 'lecture']()
-    for name in ('steps', 'batch_size', 'window', 'lr', 'temperature', 'skip_step',
-                 'sample_every', 'eval_every', 'eval_batches', 'summary_every'):
+    for name in ('steps', 'batch_size', 'window', 'lr', 'lr_decay', 'decay_steps', 'warmup',
+                 'clip', 'temperature', 'skip_step', 'sample_every', 'eval_every',
+                 'eval_batches', 'summary_every'):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
+    if cfg.lr_decay == 'cosine' and args.decay_steps is None and cfg.steps:
+        cfg.decay_steps = cfg.steps   # the cosine ends with the run
     if args.length is not None:
         cfg.len_generated = args.length
     if args.sampling == 'lecture' and args.temperature is None:
         cfg.temperature = LECTURE_TEMPERATURE
     return cfg
+
+
+def lr_decay(text):
+    """--lr-decay: 'cosine' or a positive rate."""
+    return 'cosine' if text == 'cosine' else utils.positive_float(text)
 
 
 def parse_args(argv=None):
@@ -121,11 +159,14 @@ def parse_args(argv=None):
     p.add_argument('--data', default=DEFAULT_DATA,
                    help='UTF-8 text file, one example per line; the default is downloaded '
                         '(sha256 checked) when missing')
-    p.add_argument('--model', default='trump_tweets',
+    p.add_argument('--model', default=None,
                    help='model name: checkpoints in CHECKPOINT_DIR/MODEL, events in '
-                        'LOGDIR/char_rnn/MODEL')
+                        'LOGDIR/char_rnn/MODEL (default: trump_tweets; --config ten-minutes: '
+                        'trump_tweets-ten-minutes)')
     p.add_argument('--config', choices=sorted(CONFIGS), default=None,
-                   help='hyperparameter set (tiny: for smoke tests); other flags override it '
+                   help='hyperparameter set (ten-minutes: the lecture\'s model, the lowest '
+                        'validation loss in ten minutes on 2 CPU cores; tiny: for smoke '
+                        'tests); other flags override it '
                         '(default: lecture, or the checkpoint\'s model shape when resuming)')
     p.add_argument('--hidden-sizes', default=None, type=utils.int_list, metavar='N,N',
                    help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the '
@@ -142,13 +183,19 @@ def parse_args(argv=None):
     p.add_argument('--window', type=utils.window, default=None,
                    help='characters per training window, overlapping by half (default: 50)')
     p.add_argument('--lr', type=float, default=None, help='Adam learning rate (default: 0.0003)')
-    p.add_argument('--lr-decay', type=float, default=None, metavar='RATE',
+    p.add_argument('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine',
                    help='multiply the learning rate by RATE every --decay-steps steps '
-                        '(tf.train.exponential_decay, staircase) (default: no decay)')
-    p.add_argument('--decay-steps', type=utils.positive_int, default=1000,
-                   help='steps per --lr-decay')
+                        '(tf.train.exponential_decay, staircase), or cosine: down to a tenth '
+                        'at --decay-steps (tf.train.cosine_decay) (default: the config\'s; '
+                        'lecture: no decay)')
+    p.add_argument('--decay-steps', type=utils.positive_int, default=None,
+                   help='steps per --lr-decay (default: 1000; with cosine, --steps)')
+    p.add_argument('--warmup', type=utils.non_negative_int, default=None, metavar='STEPS',
+                   help='raise the learning rate linearly over the first STEPS steps '
+                        '(default: the config\'s; lecture: 0)')
     p.add_argument('--clip', type=float, default=None, metavar='NORM',
-                   help='clip gradients to this global norm (default: no clipping)')
+                   help='clip gradients to this global norm (default: the config\'s; '
+                        'lecture: no clipping)')
     p.add_argument('--graph', choices=['fast', 'lecture'], default='fast',
                    help='the training graph. fast: the GRU layers by utils.gru_stack (input '
                         'projections out of the time loop, gradient written out); lecture: '
@@ -195,7 +242,9 @@ def parse_args(argv=None):
                         'tweets\' _E_; stored with the checkpoint)')
     p.add_argument('-n', '--length', type=utils.positive_int, default=None,
                    help='characters to generate after each seed (default: 200)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.model = args.model or CONFIGS[args.config or 'lecture'].model
+    return args
 
 
 # ---------------------------------------------------------------------------
@@ -287,7 +336,7 @@ def lecture_logits(logits, temp):
 
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
-                 decay_steps=1000, clip=None, keep_prob=1.0, temperature=0.9,
+                 decay_steps=1000, warmup=0, clip=None, keep_prob=1.0, temperature=0.9,
                  len_generated=200, sampling='softmax', graph='fast'):
         self.vocab = vocab
         self.graph = 'lecture' if keep_prob < 1 else graph   # the fast graph has no dropout
@@ -298,6 +347,7 @@ class CharRNN(object):
         self.lr = lr
         self.lr_decay = lr_decay
         self.decay_steps = decay_steps
+        self.warmup = warmup
         self.clip = clip
         self.use_dropout = keep_prob < 1
         self.keep_prob = tf.placeholder_with_default(1.0, [], name='keep_prob')  # 1 but in training
@@ -345,11 +395,17 @@ class CharRNN(object):
         # with temperature temp. It works equally well without tf.exp
         # (It does not: exp(logits / temp) taken as logits; see sample_ids, lecture_logits.)
         self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling)
-        if self.lr_decay:
+        if self.lr_decay == 'cosine':
+            self.learning_rate = tf.train.cosine_decay(self.lr, self.gstep, self.decay_steps,
+                                                       alpha=0.1)
+        elif self.lr_decay:
             self.learning_rate = tf.train.exponential_decay(
                 self.lr, self.gstep, self.decay_steps, self.lr_decay, staircase=True)
         else:
             self.learning_rate = tf.constant(self.lr)
+        if self.warmup:
+            self.learning_rate *= tf.minimum(1.0, tf.cast(self.gstep + 1, tf.float32) /
+                                             self.warmup)
         grads_and_vars, self.grad_norm = utils.clip_gradients(
             self.loss, tf.trainable_variables(), self.clip)
         self.grads_and_vars = utils.check_numerics(grads_and_vars)   # what the update applies
@@ -452,8 +508,9 @@ class CharRNN(object):
 def build_model(vocab, hidden_sizes, args, cfg):
     """A CharRNN in the default graph (make a new one: `with tf.Graph().as_default():`)."""
     tf.set_random_seed(args.seed)
-    model = CharRNN(vocab, hidden_sizes, lr=cfg.lr, lr_decay=args.lr_decay,
-                    decay_steps=args.decay_steps, clip=args.clip, keep_prob=args.keep_prob,
+    model = CharRNN(vocab, hidden_sizes, lr=cfg.lr, lr_decay=cfg.lr_decay,
+                    decay_steps=cfg.decay_steps, warmup=cfg.warmup, clip=cfg.clip,
+                    keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
                     sampling=args.sampling, graph=args.graph)
     model.create_model()
@@ -757,6 +814,8 @@ def train_in(model_dir, args, cfg):
     print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
           'lines'.format(len(corpus.train), cfg.window, corpus.train.n_lines, len(corpus.val),
                          corpus.val.n_lines))
+    settings = training_settings(args, cfg, hidden_sizes)
+    print('settings: ' + ', '.join('{} {}'.format(k, v) for k, v in sorted(settings.items())))
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
         trainer = Trainer(model, cfg, args, corpus, model_dir, end_marker)
@@ -769,11 +828,12 @@ def train_in(model_dir, args, cfg):
                       else ', best validation loss {:.4f} nats/char'.format(best)))
             if new:
                 utils.save_encoded(text, encoded)
-            if stored is None:
-                write_stored_config(model_dir, {
-                    'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
-                    'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
-                    'end_marker': end_marker})
+            stored = stored or {
+                'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
+                'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
+                'end_marker': end_marker}
+            stored['training'] = settings   # this run's (an earlier run's are in its log)
+            write_stored_config(model_dir, stored)
             return trainer.train(sess)
 
 

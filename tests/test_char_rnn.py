@@ -186,6 +186,37 @@ def test_learning_rate_decay_clip_and_dropout_flags():
     assert len({float(sess.run(model.loss, feed)) for _ in range(4)}) > 1
 
 
+def test_warmup_and_cosine_decay_set_the_size_of_the_updates():
+    model, sess = make_model('abcd', lr=0.1, lr_decay='cosine', decay_steps=4, warmup=2)
+    feed = {model.seq: [[1, 2, 3, 4, 1, 2], [2, 1, 4, 3, 0, 0]]}
+    weights = [v for _, v in model.grads_and_vars]
+    before = sess.run(weights)
+    sess.run(model.opt, feed)
+    # Adam's first update moves every weight with a gradient by the learning rate: here
+    # half of it (warm-up 1 of 2 steps).
+    moved = np.concatenate([np.abs(a - b).ravel() for a, b in zip(sess.run(weights), before)])
+    assert moved.max() == pytest.approx(0.05, rel=1e-3)
+    for _ in range(5):
+        sess.run(model.opt, feed)
+    assert sess.run(model.learning_rate) == pytest.approx(0.01)   # a tenth, after decay_steps
+
+
+def test_ten_minutes_preset_is_printed_stored_and_has_its_own_folder(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, _ = run(['--data', data, '--config', 'ten-minutes', '--vocab', 'auto',
+                        '--hidden-sizes', '8,8', '--batch-size', '4', '--window', '10',
+                        '--steps', '2', '--eval-every', '1', '--eval-batches', '1',
+                        '--checkpoint-dir', str(tmp_path / 'ckpt'),
+                        '--logdir', str(tmp_path / 'logdir')], capsys)
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith('settings: '))
+    assert 'config ten-minutes' in line and 'lr_decay cosine' in line and 'lr 0.002' in line
+    with open(str(tmp_path / 'ckpt' / 'trump_tweets-ten-minutes' / 'config.json')) as f:
+        training = json.load(f)['training']
+    assert training == dict(training, config='ten-minutes', lr=0.002, lr_decay='cosine',
+                            clip=5.0, warmup=100, hidden_sizes=[8, 8], batch_size=4, steps=2)
+
+
 @pytest.mark.parametrize('sampling', ['lecture', 'softmax'])
 def test_generation_has_the_requested_length_in_vocabulary_chars(sampling):
     vocab = char_rnn.TRUMP_VOCAB

@@ -1,0 +1,203 @@
+"""Validation loss against wall time: `python char_rnn.py` with two configs, same seed, same data.
+
+Each run is the whole command a user types, from an empty checkpoint folder, that ends at
+its config's --steps or is stopped by SIGINT (as Ctrl-C: it saves) when its minutes are up;
+the wall time of each validation line counts from the start of the process (imports, data,
+graph building, evaluations and checkpoints included). At the end, --sample prints samples
+of each run's latest checkpoint.
+
+    python bench/time_to_quality.py                 # the tweets, lecture vs ten-minutes, 10 min each
+    python bench/time_to_quality.py --data fortunes.txt --name fortunes --vocab auto
+
+fortunes.txt, Debian's fortunes (text files concatenated, the % separator lines dropped):
+
+    apt-get download fortunes && dpkg-deb -x fortunes_*.deb fortunes
+    find fortunes/usr/share/games/fortunes -type f ! -name '*.*' | sort | xargs cat \
+        | grep -vx % > fortunes.txt
+    python bench/time_to_quality.py --minutes 3 --configs lecture --flags "--lr 0.002"   # a probe
+
+Writes bench/results/time-to-quality-<name>-<stack>.md (table by minute, samples) and .csv
+(every validation: config, step, seconds, loss), and the table of every such .csv into
+README.md between its time-to-quality markers (--no-readme: not).
+"""
+from __future__ import print_function
+
+import argparse
+import csv
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+
+import common  # noqa: E402
+from run import machine_info  # noqa: E402
+
+README = os.path.join(ROOT, 'README.md')
+MARKERS = ('<!-- time-to-quality: written by bench/time_to_quality.py -->',
+           '<!-- time-to-quality end -->')
+MINUTES = (1, 2, 3, 5, 7.5, 10)
+VALIDATION = re.compile(r'Validation loss ([\d.]+) nats/char')
+STEP = re.compile(r'^Iter (\d+)\.')
+
+
+def one_run(label, argv, seconds, log):
+    """[(step, wall seconds, validation loss)] of one run stopped by SIGINT after `seconds`."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            universal_newlines=True, bufsize=1)
+    curve, step, stopped = [], 0, False
+    with open(log, 'w') as out:
+        out.write(' '.join(shlex.quote(a) for a in argv) + '\n')
+        for line in proc.stdout:
+            now = time.monotonic() - start
+            out.write('[{:7.1f}] {}'.format(now, line))
+            match = STEP.match(line)
+            if match:
+                step = int(match.group(1)) + 1
+            match = VALIDATION.search(line)
+            if match:
+                curve.append((step, round(now, 1), float(match.group(1))))
+                print('  {:<8} step {:>6}  {:6.1f} s  validation {}'.format(
+                    label, step, now, match.group(1)), flush=True)
+            if not stopped and now > seconds:
+                proc.send_signal(signal.SIGINT)
+                stopped = True
+        # A run that ends its last line before its time is up is stopped by the timer here.
+    if proc.wait():
+        sys.exit('{} failed (exit {}): see {}'.format(label, proc.returncode, log))
+    return curve
+
+
+def samples(argv_base, log):
+    out = subprocess.run(argv_base + ['--sample'], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    with open(log, 'a') as f:
+        f.write(out.stdout)
+    return out.stdout.strip().splitlines()
+
+
+def at_minute(curve, minute):
+    """The last validation loss reported by `minute` minutes, and its step."""
+    seen = [(step, loss) for step, t, loss in curve if t <= minute * 60]
+    return seen[-1] if seen else None
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--data', default=common.tweets_path(None), help='training text')
+    p.add_argument('--name', default='tweets', help='corpus name in the output file names')
+    p.add_argument('--configs', default='lecture,ten-minutes', help='char_rnn.py --config values')
+    p.add_argument('--minutes', type=float, default=10, help='wall minutes per run')
+    p.add_argument('--vocab', default=None, help='char_rnn.py --vocab (auto: any text)')
+    p.add_argument('--flags', default='', help='more char_rnn.py flags, for every run')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--no-readme', action='store_true', help='leave README.md as it is')
+    p.add_argument('--out', default=None, help='output stem (default '
+                   'bench/results/time-to-quality-<name>-<stack>)')
+    args = p.parse_args()
+    import utils
+    stem = args.out or os.path.join(ROOT, 'bench', 'results', 'time-to-quality-{}-{}'.format(
+        args.name, utils.STACK))
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    configs = args.configs.split(',')
+    load = os.getloadavg()
+    curves, texts = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for config in configs:
+            base = [sys.executable, os.path.join(ROOT, 'char_rnn.py'), '--data', args.data,
+                    '--config', config, '--model', config, '--seed', str(args.seed),
+                    '--checkpoint-dir', os.path.join(scratch, 'ckpt'),
+                    '--logdir', os.path.join(scratch, 'logdir')]
+            if args.vocab:
+                base += ['--vocab', args.vocab]
+            base += shlex.split(args.flags)
+            log = stem + '-' + config + '.log'
+            print('{}: {} minutes'.format(config, args.minutes), flush=True)
+            curves[config] = one_run(config, base, args.minutes * 60, log)
+            texts[config] = samples(base, log)
+    with open(stem + '.csv', 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['config', 'step', 'seconds', 'validation_nats_per_char'])
+        for config in configs:
+            for row in curves[config]:
+                writer.writerow([config] + list(row))
+    minutes = sorted(set([m for m in (1, 2, 3, 5, 7.5, 10) if m < args.minutes] +
+                         [args.minutes]))
+    lines = ['# Validation loss against wall time: {} ({})'.format(args.name, utils.STACK), '',
+             '    ' + ' '.join(shlex.quote(a) for a in sys.argv), '',
+             'Data {}; seed {}; {} minutes per run, one run after the other; load average at '
+             'start {:.2f}, at the end {:.2f}; {}.'.format(
+                 os.path.basename(args.data), args.seed, args.minutes, load[0],
+                 os.getloadavg()[0], '{cpu}, {cores} cores'.format(**machine_info())), '',
+             'Validation loss in nats per character (the run\'s own validation windows) by wall '
+             'time since the command started; the step in brackets. Every validation: {}.csv.'
+             .format(os.path.basename(stem)), '',
+             '| minutes | ' + ' | '.join(configs) + ' |',
+             '|---|' + '---|' * len(configs)]
+    for minute in minutes:
+        cells = []
+        for config in configs:
+            seen = at_minute(curves[config], minute)
+            cells.append('{:.4f} ({})'.format(seen[1], seen[0]) if seen else '-')
+        lines.append('| {:g} | {} |'.format(minute, ' | '.join(cells)))
+    best = ['{:.4f}'.format(min(loss for _, _, loss in curves[c])) if curves[c] else '-'
+            for c in configs]
+    lines.append('| best | {} |'.format(' | '.join(best)))
+    for config in configs:
+        lines += ['', '## Samples: {} (latest checkpoint)'.format(config), '']
+        lines += ['    ' + line for line in texts[config]]
+    with open(stem + '.md', 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print('wrote {}.md and .csv'.format(stem))
+    if not args.no_readme and not args.out:
+        update_readme()
+
+
+def update_readme():
+    """One row per (corpus, stack, config) of every result .csv: the loss by minute."""
+    folder = os.path.join(ROOT, 'bench', 'results')
+    rows = []
+    for name in sorted(os.listdir(folder)):
+        match = re.match(r'time-to-quality-(.+)-(tf[12])\.csv$', name)
+        if not match:
+            continue
+        with open(os.path.join(folder, name), newline='') as f:
+            runs = {}
+            for row in csv.DictReader(f):
+                runs.setdefault(row['config'], []).append(
+                    (int(row['step']), float(row['seconds']), float(row['validation_nats_per_char'])))
+        for config, curve in runs.items():
+            cells = []
+            for minute in MINUTES:
+                seen = at_minute(curve, minute)
+                cells.append('{:.3f}'.format(seen[1]) if seen else '-')
+            last = curve[-1]
+            rows.append('| {} | {} | {} | {} | {:.3f} | {:,} in {:.1f} min |'.format(
+                match.group(1), match.group(2), config, ' | '.join(cells),
+                min(loss for _, _, loss in curve), last[0], last[1] / 60))
+    with open(README, encoding='utf-8') as f:
+        text = f.read()
+    if MARKERS[0] not in text or MARKERS[1] not in text:
+        return
+    head, rest = text.split(MARKERS[0], 1)
+    _, tail = rest.split(MARKERS[1], 1)
+    body = ['', 'Validation loss (nats/char) by wall minute since the command started, from '
+            '`bench/results/time-to-quality-<corpus>-<stack>.md` (written by '
+            '`bench/time_to_quality.py`, the commands there):', '',
+            '| corpus | stack | config | ' + ' | '.join('{:g} min'.format(m) for m in MINUTES)
+            + ' | best | steps |', '|---|---|---|' + '--:|' * (len(MINUTES) + 2)] + rows
+    with open(README, 'w', encoding='utf-8') as f:
+        f.write(head + MARKERS[0] + '\n'.join(body) + '\n' + MARKERS[1] + tail)
+
+
+if __name__ == '__main__':
+    main()
