@@ -2117,16 +2117,14 @@ class Cluster(object):
                     raw[0].run(self.set_stop, options=tf.RunOptions(timeout_in_ms=10000))
                 except tf.errors.OpError:
                     pass
-            # The sync chief's queue runner waits for gradients that will not come: its
-            # thread is left behind (a daemon), its error when the session closes unsaid.
-            hook = getattr(threading, 'excepthook', None)   # (Python 3.8+; 3.7 says nothing)
-            if hook and not getattr(hook, 'quiet_queue_runners', False):
-                def quiet(args):
-                    if not args.thread.name.startswith('QueueRunnerThread'):
-                        hook(args)
-                quiet.quiet_queue_runners = True
-                threading.excepthook = quiet
-            sess.close()
+            # The sync chief's queue runner waits for gradients that will not come: closing
+            # its session first cancels the wait, which the coordinator then re-raises.
+            if self.sync_optimizer and self.is_chief:
+                raw[0].close()
+            try:
+                sess.close()
+            except tf.errors.CancelledError:
+                pass
 
     def wait_for_ps(self):
         """Waits up to --cluster-wait for every parameter server to accept connections."""
