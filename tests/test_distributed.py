@@ -272,7 +272,8 @@ def test_killed_worker_rejoins_killed_chief_resumes_sigterm_stops_all(tmp_path, 
     match = re.search(r'^\[worker 0\] interrupted at step (\d+): saved (\S+)$', tasks[4].text,
                       re.M)
     assert match, tasks[4].text
-    assert latest_step(model_dir) == (match.group(2), int(match.group(1)))
+    saved, saved_step = latest_step(model_dir)   # (an update of the other worker's may
+    assert saved == match.group(2) and saved_step - int(match.group(1)) in (0, 1)   # come in)
     assert tasks[3].finish() == 0, tasks[3].text
     assert re.search(r'^\[worker 1\] stopped at global step \d+ \(the chief stopped\)',
                      tasks[3].text, re.M), tasks[3].text
