@@ -642,11 +642,9 @@ class Trainer(object):
                 if self.cluster:
                     print('stopped at global step {} ({}): {} steps of its own'.format(
                         self.step, self.stop.name if self.stop else 'done', self.own_steps))
-                if not self.chief:
-                    pass
-                elif self.stop:
+                if self.chief and self.stop:
                     print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
-                else:
+                elif self.chief:
                     best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
                         'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
                             os.path.dirname(self.best_name)))
