@@ -242,6 +242,7 @@ def parse_args(argv=None):
                         'tweets\' _E_; stored with the checkpoint)')
     p.add_argument('-n', '--length', type=utils.positive_int, default=None,
                    help='characters to generate after each seed (default: 200)')
+    utils.add_cluster_flags(p)
     args = p.parse_args(argv)
     args.model = args.model or CONFIGS[args.config or 'lecture'].model
     return args
@@ -337,8 +338,9 @@ def lecture_logits(logits, temp):
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, warmup=0, clip=None, keep_prob=1.0, temperature=0.9,
-                 len_generated=200, sampling='softmax', graph='fast'):
+                 len_generated=200, sampling='softmax', graph='fast', cluster=None):
         self.vocab = vocab
+        self.cluster = cluster   # a utils.Cluster: variables on parameter servers
         self.graph = 'lecture' if keep_prob < 1 else graph   # the fast graph has no dropout
         self.seq = tf.placeholder(tf.int32, [None, None], name='seq')
         # placeholder_with_default: the lecture's constant, which --sample can change.
@@ -409,8 +411,8 @@ class CharRNN(object):
         grads_and_vars, self.grad_norm = utils.clip_gradients(
             self.loss, tf.trainable_variables(), self.clip)
         self.grads_and_vars = utils.check_numerics(grads_and_vars)   # what the update applies
-        self.opt = tf.train.AdamOptimizer(self.learning_rate).apply_gradients(
-            self.grads_and_vars, global_step=self.gstep)
+        self.opt = utils.apply_gradients(tf.train.AdamOptimizer(self.learning_rate),
+                                         self.grads_and_vars, self.gstep, self.cluster)
         self.create_generator()
 
     def fast_logits(self):
@@ -505,14 +507,14 @@ class CharRNN(object):
         return sess.run(self.out_state, {self.seq: pad(rows)})
 
 
-def build_model(vocab, hidden_sizes, args, cfg):
+def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
     """A CharRNN in the default graph (make a new one: `with tf.Graph().as_default():`)."""
     tf.set_random_seed(args.seed)
     model = CharRNN(vocab, hidden_sizes, lr=cfg.lr, lr_decay=cfg.lr_decay,
                     decay_steps=cfg.decay_steps, warmup=cfg.warmup, clip=cfg.clip,
                     keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
-                    sampling=args.sampling, graph=args.graph)
+                    sampling=args.sampling, graph=args.graph, cluster=cluster)
     model.create_model()
     return model
 
@@ -639,11 +641,13 @@ def evaluate(sess, model, batches):
 class Trainer(object):
     """The training loop and what it writes: the lecture's log lines, samples, events, checkpoints."""
 
-    def __init__(self, model, cfg, args, corpus, model_dir, end_marker=''):
+    def __init__(self, model, cfg, args, corpus, model_dir, end_marker='', cluster=None):
         self.model, self.cfg, self.args = model, cfg, args
+        # In a cluster each worker trains on its own lines; only the chief writes.
+        self.cluster, self.chief = cluster, not cluster or cluster.is_chief
         self.end_marker = end_marker
         self.model_dir = model_dir
-        self.batches = corpus.train
+        self.batches = cluster.shard(corpus.train) if cluster else corpus.train
         self.val_batches = corpus.val.fixed_batches(cfg.batch_size, cfg.eval_batches)
         self.seeds = default_seeds(model.vocab)
         self.samples_text = tf.placeholder(tf.string, [], name='samples_text')
@@ -680,8 +684,10 @@ class Trainer(object):
             self.args.model, utils.STACK, tf.version.VERSION, model.hidden_sizes,
             cfg.steps or 'Ctrl-C'))
         events = os.path.join(self.args.logdir, 'char_rnn', self.args.model)
-        self.writer = tf.summary.FileWriter(os.path.join(events, 'train'), sess.graph)
-        self.val_writer = tf.summary.FileWriter(os.path.join(events, 'val'))
+        self.writer = tf.summary.FileWriter(os.path.join(events, 'train'), sess.graph) \
+            if self.chief else utils.NullWriter()
+        self.val_writer = tf.summary.FileWriter(os.path.join(events, 'val')) \
+            if self.chief else utils.NullWriter()
         if self.step:   # TensorBoard drops what an earlier run wrote after the checkpoint's step
             for writer in (self.writer, self.val_writer):
                 writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), self.step + 1)
@@ -690,9 +696,12 @@ class Trainer(object):
         with utils.stop_on_signals() as self.stop:
             try:
                 self.loop()
-                if self.stop:
+                if self.cluster:
+                    print('stopped at global step {} ({}): {} steps of its own'.format(
+                        self.step, self.stop.name if self.stop else 'done', self.own_steps))
+                if self.chief and self.stop:
                     print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
-                else:
+                elif self.chief:
                     best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
                         'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
                             os.path.dirname(self.best_name)))
@@ -705,13 +714,14 @@ class Trainer(object):
 
     def loop(self):
         model, cfg, sess = self.model, self.cfg, self.sess
-        batches = self.batches.batches(cfg.batch_size, np.random.RandomState([self.args.seed,
-                                                                              int(self.step)]))
+        batches = self.batches.batches(cfg.batch_size, np.random.RandomState(
+            [self.args.seed, int(self.step)] + ([self.cluster.task] if self.cluster else [])))
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
         # Since the last log line. chars/s counts window positions (batch x window, padding
         # included: what the graph computes), as bench/ does; the loss is per real target.
         targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
+        self.own_steps = 0
         while (not cfg.steps or self.step < cfg.steps) and not self.stop:
             t = time.time()
             batch = next(batches)
@@ -721,15 +731,19 @@ class Trainer(object):
             summarize = (iteration + 1) % cfg.summary_every == 0
             fetches = [model.loss, model.opt] + ([self.train_summary] if summarize else [])
             try:
-                results = sess.run(fetches, feed)
+                results = (self.cluster.run(sess, fetches, feed, self.stop) if self.cluster
+                           else sess.run(fetches, feed))
             except tf.errors.InvalidArgumentError as e:
                 if 'check_numerics' not in str(e):
                     raise
                 raise UserError('NaN or Inf at step {}: {}; nothing saved, the latest checkpoint '
                                 'is {}'.format(iteration, utils.first_line(e),
                                                tf.train.latest_checkpoint(self.model_dir)))
+            if results is None:   # a cluster's step, stopped while waiting for the others
+                break
             batch_loss = results[0]
-            self.step = iteration + 1
+            self.step = results[1] if self.cluster else iteration + 1   # others' steps count
+            self.own_steps += 1
             targets += num_targets(batch)
             positions += batch.size
             loss_sum += batch_loss
@@ -748,9 +762,13 @@ class Trainer(object):
                       end='', flush=True)
                 targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
                 start = time.time()
-            if cfg.sample_every and self.step % cfg.sample_every == 0 and not self.stop:
+            if not self.chief:
+                continue
+            if cfg.sample_every and passed(iteration, self.step, cfg.sample_every) \
+                    and not self.stop:
                 self.print_samples()
-            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+            if passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
+                                                                self.step >= cfg.steps):
                 self.validate()
                 self.save_latest()
                 self.writer.flush()
@@ -776,23 +794,34 @@ class Trainer(object):
         if improved:
             self.best = val_loss
             self.sess.run(self.set_best, {self.new_best: val_loss})
-            self.best_saver.save(self.sess, self.best_name, global_step=self.step)
+            self.best_saver.save(self.raw_session(), self.best_name, global_step=self.step)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
 
     def save_latest(self):
-        return self.saver.save(self.sess, self.checkpoint_name, global_step=self.step)
+        return self.saver.save(self.raw_session(), self.checkpoint_name, global_step=self.step)
+
+    def raw_session(self):
+        """The tf.Session a Saver needs (a cluster's MonitoredSession wraps it)."""
+        return self.cluster.raw() if self.cluster else self.sess
 
 
-def train(args, cfg):
+def passed(before, after, every):
+    """Whether the global step passed a multiple of `every` (a cluster's may jump)."""
+    return after // every > before // every
+
+
+def train(args, cfg, cluster=None):
     model_dir = os.path.join(args.checkpoint_dir, args.model)
+    if cluster and cluster.start().job == 'ps':
+        return cluster.serve()
     # One run per model folder: two would rotate each other's checkpoints away.
-    with utils.folder_lock(model_dir, 'another --model or --checkpoint-dir'):
-        return train_in(model_dir, args, cfg)
+    with utils.folder_lock(model_dir, 'another --model or --checkpoint-dir', cluster):
+        return train_in(model_dir, args, cfg, cluster)
 
 
-def train_in(model_dir, args, cfg):
+def train_in(model_dir, args, cfg, cluster=None):
     stored = read_stored_config(model_dir)
     ckpt = latest_checkpoint(model_dir)
     if ckpt and stored is None:
@@ -816,24 +845,30 @@ def train_in(model_dir, args, cfg):
                          corpus.val.n_lines))
     settings = training_settings(args, cfg, hidden_sizes)
     print('settings: ' + ', '.join('{} {}'.format(k, v) for k, v in sorted(settings.items())))
-    with tf.Graph().as_default():
-        model = build_model(vocab, hidden_sizes, args, cfg)
-        trainer = Trainer(model, cfg, args, corpus, model_dir, end_marker)
-        with tf.Session(config=utils.session_config(args.threads)) as sess:
-            sess.run(tf.global_variables_initializer())
+    with tf.Graph().as_default(), utils.cluster_device(cluster):
+        model = build_model(vocab, hidden_sizes, args, cfg, cluster)
+        trainer = Trainer(model, cfg, args, corpus, model_dir, end_marker, cluster)
+
+        def resume(sess, ckpt):
             if ckpt:
                 utils.restore(sess, trainer.saver, ckpt)
                 step, best = sess.run([model.gstep, model.best_val_loss])
                 print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
                       else ', best validation loss {:.4f} nats/char'.format(best)))
-            if new:
+            if new and trainer.chief:
                 utils.save_encoded(text, encoded)
-            stored = stored or {
-                'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
-                'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
-                'end_marker': end_marker}
-            stored['training'] = settings   # this run's (an earlier run's are in its log)
-            write_stored_config(model_dir, stored)
+            if trainer.chief:   # with this run's settings (an earlier run's are in its log)
+                write_stored_config(model_dir, dict(stored or {
+                    'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
+                    'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
+                    'end_marker': end_marker}, training=settings))
+        if cluster:   # the chief initialises or restores the variables on the ps (each time)
+            with cluster.session(trainer.saver, lambda sess: resume(
+                    sess, latest_checkpoint(model_dir))) as sess:
+                return trainer.train(sess)
+        with tf.Session(config=utils.session_config(args.threads)) as sess:
+            sess.run(tf.global_variables_initializer())
+            resume(sess, ckpt)
             return trainer.train(sess)
 
 
@@ -897,11 +932,12 @@ def sample(args, cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = make_config(args)
+    cluster = utils.cluster_from_args(args, [('--sample', args.sample)])
     if args.sample:
         return sample(args, cfg)
     if args.prime:
         raise UserError('--prime needs --sample (training samples from the lecture\'s seeds)')
-    return train(args, cfg)
+    return train(args, cfg, cluster)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,351 @@
+"""char_rnn.py on TensorFlow's distributed runtime: 1 ps + 2 workers on loopback ports.
+
+Every process a test starts is killed when it ends, passed or failed (the `tasks` fixture);
+every wait is bounded.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import char_rnn
+import utils
+from utils import tf
+from test_char_rnn import run, write_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'char_rnn.py')
+LAUNCHER = os.path.join(ROOT, 'cluster.py')
+WAIT = 180   # seconds: a bound on every wait, far above what a step takes
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(('localhost', 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def char_args(tmp, data, *extra, steps=12):
+    return ['--data', str(data), '--config', 'tiny', '--steps', str(steps), '--vocab', 'auto',
+            '--checkpoint-dir', str(tmp / 'ckpt'), '--logdir', str(tmp / 'logdir'),
+            '--sample-every', '0', '--eval-every', '4', '--threads', '1',
+            '--lr', '0.05'] + list(extra)
+
+
+class Task(object):
+    """A task of the cluster in a subprocess; its output lines collected by a thread."""
+
+    def __init__(self, argv, cwd):
+        self.proc = subprocess.Popen([sys.executable, SCRIPT] + argv, cwd=str(cwd),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     universal_newlines=True, encoding='utf-8')
+        self.lines = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self):
+        return ''.join(self.lines)
+
+    def wait_for(self, pattern, after=0):
+        """The last match of pattern in the output lines from line `after` on."""
+        deadline = time.time() + WAIT
+        while time.time() < deadline:
+            for line in reversed(self.lines[after:]):
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            if self.proc.poll() is not None and not self.thread.is_alive():
+                break
+            time.sleep(0.2)
+        raise AssertionError('no {!r} in:\n{}'.format(pattern, self.text))
+
+    def finish(self, signum=None):
+        if signum is not None:
+            self.proc.send_signal(signum)
+        try:
+            self.proc.wait(WAIT)
+        finally:
+            self.thread.join(10)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def tasks():
+    """A list to put Tasks (or Popens) in: all killed at the end of the test."""
+    started = []
+    yield started
+    for task in started:
+        proc = getattr(task, 'proc', task)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def cluster_flags(ports, job, index, *extra):
+    return ['--ps-hosts', 'localhost:{}'.format(ports[0]),
+            '--worker-hosts', ','.join('localhost:{}'.format(p) for p in ports[1:]),
+            '--job-name', job, '--task-index', str(index)] + list(extra)
+
+
+def latest_step(model_dir):
+    path = tf.train.latest_checkpoint(str(model_dir))
+    return path, (tf.train.load_variable(path, 'global_step') if path else None)
+
+
+def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path, capsys):
+    """cluster.py, 1 ps + 2 workers, --sync: each update aggregates 2 gradients (the workers'
+    own steps add up to twice the global step or more), the validation loss falls, only the
+    chief writes; a single process then resumes from the checkpoint, --sample reads it."""
+    data = write_corpus(tmp_path / 'corpus.txt', lines=200)
+    proc = subprocess.run([sys.executable, LAUNCHER, '--workers', '2', '--sync', '--logs',
+                           str(tmp_path / 'logs'), '--', sys.executable, SCRIPT]
+                          + char_args(tmp_path, data), cwd=str(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, encoding='utf-8', timeout=WAIT)
+    out = proc.stdout
+    assert proc.returncode == 0, out
+    assert 'Traceback' not in out
+    own = {int(task): (int(step), int(n)) for task, step, n in re.findall(
+        r'^\[worker (\d)\] stopped at global step (\d+) \(done\): (\d+) steps of its own$',
+        out, re.M)}
+    assert sorted(own) == [0, 1], out
+    assert own[0][0] == 12 and sum(n for _, n in own.values()) >= 2 * 12, own
+    losses = [float(x) for x in re.findall(r'^\[worker 0\]     Validation loss ([\d.]+)', out,
+                                           re.M)]
+    assert len(losses) >= 2 and losses[-1] < losses[0], out
+    assert not re.search(r'^\[worker 1\].*Validation', out, re.M)   # only the chief
+    assert re.search(r'^\[ps 0\] ps 0 stopped by SIGTERM', out, re.M)
+    for name in ('ps-0', 'worker-0', 'worker-1'):
+        assert (tmp_path / 'logs' / (name + '.log')).read_text(encoding='utf-8')
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    path, step = latest_step(model_dir)
+    # The other worker may add an update while the chief saves: the chief's step names it.
+    assert path.endswith('char-rnn-12') and step in (12, 13)
+
+    # The same variables as a single process's checkpoint, nothing of the cluster's.
+    single = tmp_path / 'single'
+    code, _, err = run(char_args(single, data, steps=1), capsys)
+    assert code == 0, err
+    names = lambda p: sorted(name for name, _ in tf.train.list_variables(p))  # noqa: E731
+    assert names(path) == names(latest_step(single / 'ckpt' / 'trump_tweets')[0])
+
+    code, out, err = run(char_args(tmp_path, data, steps=step + 2), capsys)
+    assert code == 0, err
+    assert 'resumed from {} at step {}'.format(path, step) in out
+    assert re.findall(r'^Iter (\d+)\. $', out, re.M) == [str(step), str(step + 1)]
+    code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '-n', '10',
+                          '--prime', 'make'], capsys)
+    assert code == 0 and out.startswith('make'), err
+
+
+def test_sync_mean_of_two_half_batches_updates_as_one_batch(tmp_path):
+    """Between-graph replication in this process (3 servers): 2 workers, each half a batch,
+    --sync, from the same weights as a single process given the whole batch: after the first
+    update the variables agree (the update applies the mean of the two gradients: Adam's
+    first step is the same for any positive multiple of a gradient)."""
+    ports = free_ports(3)
+    spec = {'ps': ['localhost:{}'.format(ports[0])],
+            'worker': ['localhost:{}'.format(p) for p in ports[1:]]}
+    vocab = 'abcdefgh '
+    rng = np.random.RandomState(0)
+    batch = rng.randint(1, len(vocab) + 1, size=(8, 12)).astype(np.int32)
+    batch[3, 7:] = 0   # a padded row
+
+    def build(cluster):
+        graph = tf.Graph()
+        with graph.as_default(), utils.cluster_device(cluster):
+            tf.set_random_seed(0)
+            model = char_rnn.CharRNN(vocab, (8, 8), lr=0.01, cluster=cluster)
+            model.create_model()
+            saver = tf.train.Saver()
+        return graph, model, saver
+
+    clusters = [utils.Cluster(spec, 'worker', task, sync=True, wait=60, threads=1)
+                for task in range(2)]
+    servers = [tf.train.Server(tf.train.ClusterSpec(spec), job, task,
+                               config=utils.session_config(1))
+               for job, task in (('ps', 0), ('worker', 0), ('worker', 1))]
+    for cluster, server in zip(clusters, servers[1:]):
+        cluster.server = server
+    built = [build(cluster) for cluster in clusters]
+    options = tf.RunOptions(timeout_in_ms=WAIT * 1000)
+    with built[0][0].as_default(), clusters[0].session(built[0][2]) as chief:
+        weights = {v.op.name: value for v, value in zip(
+            tf.trainable_variables(), chief.run(tf.trainable_variables()))}
+        with built[1][0].as_default(), clusters[1].session(built[1][2]) as worker:
+            results = {}
+            threads = [threading.Thread(target=lambda i, s, m: results.update({i: s.run(
+                m.opt, {m.seq: batch[4 * i:4 * i + 4]}, options=options)}),
+                args=(i, s, built[i][1])) for i, s in enumerate((chief, worker))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(WAIT)
+            assert sorted(results) == [0, 1]
+            deadline = time.time() + WAIT
+            while chief.run(built[0][1].gstep) < 1 and time.time() < deadline:
+                time.sleep(0.1)
+            with built[0][0].as_default():
+                assert chief.run(built[0][1].gstep) == 1
+                after = {v.op.name: value for v, value in zip(
+                    tf.trainable_variables(), chief.run(tf.trainable_variables()))}
+
+    # The single process's gradient of the whole batch, from the same weights.
+    graph, model, _ = build(None)
+    with graph.as_default(), tf.Session(config=utils.session_config(1)) as sess:
+        sess.run(tf.global_variables_initializer())
+        for var in tf.trainable_variables():
+            var.load(weights[var.op.name], sess)
+        names = [var.op.name for _, var in model.grads_and_vars]
+        whole = dict(zip(names, sess.run([tf.convert_to_tensor(g) for g, _ in
+                                          model.grads_and_vars], {model.seq: batch})))
+    assert sorted(whole) == sorted(after)
+
+    def adam_first_step(name, grad):   # tf.train.AdamOptimizer's defaults
+        beta1, beta2, epsilon, lr = 0.9, 0.999, 1e-8, 0.01
+        lr_t = lr * np.sqrt(1 - beta2) / (1 - beta1)
+        return weights[name] - lr_t * (1 - beta1) * grad / (np.sqrt((1 - beta2) * grad ** 2)
+                                                              + epsilon)
+    # The loss sums over characters: the whole batch's gradient is the sum of the halves',
+    # and the update applies their mean, half of it (Adam's epsilon tells the two apart).
+    for name in whole:
+        mean = adam_first_step(name, whole[name] / 2)
+        assert not np.allclose(after[name], weights[name]), name   # it did move
+        np.testing.assert_allclose(after[name], mean, rtol=1e-5, atol=2e-7, err_msg=name)
+    assert max(np.abs(adam_first_step(n, whole[n]) - after[n]).max() for n in whole) > 1e-5
+
+
+def test_killed_worker_rejoins_killed_chief_resumes_sigterm_stops_all(tmp_path, tasks):
+    """Sync, until stopped: a worker SIGKILLed and started again rejoins and training goes
+    on; the chief SIGKILLed and started again resumes from its latest checkpoint; SIGTERM to
+    the chief saves, and the worker stops with it."""
+    data = write_corpus(tmp_path / 'corpus.txt', lines=200)
+    ports = free_ports(3)
+    argv = char_args(tmp_path, data, '--sync', '--skip-step', '1', steps=0)
+    start = lambda job, i: Task(argv + cluster_flags(ports, job, i), tmp_path)  # noqa: E731
+    tasks.append(start('ps', 0))
+    tasks.append(start('worker', 0))
+    tasks.append(start('worker', 1))
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    tasks[2].wait_for(r'^\[worker 1\] Iter \d+')
+    tasks[2].proc.kill()
+    tasks[2].finish()
+    tasks.append(start('worker', 1))
+    tasks[3].wait_for(r'^\[worker 1\] training trump_tweets')
+    lines = len(tasks[3].lines)
+    tasks[3].wait_for(r'^\[worker 1\] Iter \d+', lines)   # rejoined: it trains
+    first = int(tasks[1].wait_for(r'^\[worker 0\] Iter (\d+)', len(tasks[1].lines)).group(1))
+    tasks[1].wait_for(r'^\[worker 0\] Iter (\d+)', len(tasks[1].lines))   # the chief goes on
+    deadline = time.time() + WAIT
+    while (latest_step(model_dir)[1] or 0) < 8 and time.time() < deadline:
+        time.sleep(0.2)
+    tasks[1].proc.kill()
+    tasks[1].finish()
+    path, step = latest_step(model_dir)
+    assert step >= 8 and step >= first - 4
+    tasks.append(start('worker', 0))
+    # (The other worker may have added an update while the chief saved: the restored step.)
+    resumed = int(tasks[4].wait_for(r'^\[worker 0\] resumed from {} at step (\d+)\b'.format(
+        re.escape(path))).group(1))
+    assert resumed == step
+    lines = 0
+    while int(tasks[4].wait_for(r'^\[worker 0\] Iter (\d+)\. ', lines).group(1)) < step + 2:
+        lines = len(tasks[4].lines)   # (its step jumps when the other worker is faster)
+    assert tasks[4].finish(signal.SIGTERM) == 0, tasks[4].text
+    match = re.search(r'^\[worker 0\] interrupted at step (\d+): saved (\S+)$', tasks[4].text,
+                      re.M)
+    assert match, tasks[4].text
+    saved, saved_step = latest_step(model_dir)   # (an update of the other worker's may
+    assert saved == match.group(2) and saved_step - int(match.group(1)) in (0, 1)   # come in)
+    assert tasks[3].finish() == 0, tasks[3].text
+    assert re.search(r'^\[worker 1\] stopped at global step \d+ \(the chief stopped\)',
+                     tasks[3].text, re.M), tasks[3].text
+    assert tasks[0].finish(signal.SIGTERM) == 0
+    for task in tasks[1:]:
+        assert 'Traceback' not in task.text, task.text
+
+
+def one_error_line(proc, pattern):
+    err = proc.stdout.strip()
+    assert proc.returncode == 2, err
+    assert 'Traceback' not in err and re.search(pattern, err.splitlines()[-1]), err
+    assert len([line for line in err.splitlines() if 'error' in line]) == 1, err
+
+
+def test_port_in_use_or_unreachable_ps_is_one_line_and_exit_2(tmp_path):
+    """A port taken by another program; a parameter server nobody started: one error line,
+    exit status 2, within --cluster-wait."""
+    data = write_corpus(tmp_path / 'corpus.txt')
+    ports = free_ports(3)
+    taken = socket.socket()
+    taken.bind(('', ports[2]))
+    taken.listen(1)
+    try:
+        procs = [subprocess.Popen(
+            [sys.executable, SCRIPT] + char_args(tmp_path / str(i), data, '--cluster-wait', '3')
+            + cluster_flags(ports, 'worker', i), cwd=str(tmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, universal_newlines=True, encoding='utf-8')
+            for i in (1, 0)]
+        try:
+            outs = [p.communicate(timeout=WAIT)[0] for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+    finally:
+        taken.close()
+    for proc, out in zip(procs, outs):
+        proc.stdout = out
+    one_error_line(procs[0], r'^\[worker 1\] char_rnn\.py: error: worker 1 cannot listen on '
+                             r'port {} \(.*\): it is in use'.format(ports[2]))
+    one_error_line(procs[1], r'^\[worker 0\] char_rnn\.py: error: worker 0: parameter server '
+                             r'ps 0 \(localhost:{}\) not reachable within --cluster-wait 3 s'
+                   .format(ports[0]))
+
+
+@pytest.mark.parametrize('flags, env, message', [
+    (['--ps-hosts', 'localhost:1', '--worker-hosts', 'localhost:2', '--job-name', 'worker',
+      '--task-index', '1'], None, 'task-index 1 but the cluster has 1 worker task (0 to 0)'),
+    (['--ps-hosts', 'localhost:1', '--worker-hosts', 'localhost:1', '--job-name', 'ps'], None,
+     'localhost:1 listed twice in the cluster'),
+    (['--worker-hosts', 'localhost:2', '--job-name', 'worker'], None,
+     'a cluster needs --ps-hosts, --worker-hosts and --job-name'),
+    (['--sync'], None, '--sync and --replicas-to-aggregate need a cluster'),
+    (['--sample', '--ps-hosts', 'localhost:1', '--worker-hosts', 'localhost:2', '--job-name',
+      'worker'], None, '--sample runs in one process, not in a cluster'),
+    ([], '{"cluster": {"ps": ["localhost:1"]', 'TF_CONFIG is not a valid cluster'),
+    ([], json.dumps({'cluster': {'ps': ['localhost:1'], 'worker': ['localhost:2']},
+                     'task': {'type': 'worker', 'index': 3}}), '--task-index 3 but'),
+])
+def test_bad_cluster_input_is_one_line(flags, env, message, tmp_path, capsys, monkeypatch):
+    if env is not None:
+        monkeypatch.setenv('TF_CONFIG', env)
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(char_args(tmp_path, data) + flags, capsys)
+    assert code == 2 and 'Iter' not in out
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_bad_host_list_is_an_argument_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        char_rnn.parse_args(['--ps-hosts', 'localhost'])
+    assert exit_.value.code == 2
+    assert "expected host:port[,host:port...], not 'localhost'" in capsys.readouterr().err
