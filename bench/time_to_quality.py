@@ -23,6 +23,7 @@ README.md between its time-to-quality markers (--no-readme: not).
 from __future__ import print_function
 
 import argparse
+import collections
 import csv
 import os
 import re
@@ -44,8 +45,11 @@ README = os.path.join(ROOT, 'README.md')
 MARKERS = ('<!-- time-to-quality: written by bench/time_to_quality.py -->',
            '<!-- time-to-quality end -->')
 MINUTES = (1, 2, 3, 5, 7.5, 10)
+LOAD = '# load average at the start and at the end:'
+SAMPLES = '# samples:'
 VALIDATION = re.compile(r'Validation loss ([\d.]+) nats/char')
 STEP = re.compile(r'^Iter (\d+)\.')
+PER_STEP = re.compile(r'^(Iter \d+\. |    Loss [\d.]+\. Time )')
 
 
 def one_run(label, argv, seconds, log):
@@ -59,10 +63,11 @@ def one_run(label, argv, seconds, log):
         out.write(' '.join(shlex.quote(a) for a in argv) + '\n')
         for line in proc.stdout:
             now = time.monotonic() - start
-            out.write('[{:7.1f}] {}'.format(now, line))
             match = STEP.match(line)
             if match:
                 step = int(match.group(1)) + 1
+            if step % 100 == 0 or not PER_STEP.match(line):   # the log lines of every 100th step
+                out.write('[{:7.1f}] {}'.format(now, line))
             match = VALIDATION.search(line)
             if match:
                 curve.append((step, round(now, 1), float(match.group(1))))
@@ -82,7 +87,6 @@ def samples(argv_base, log):
                          stderr=subprocess.STDOUT, universal_newlines=True)
     with open(log, 'a') as f:
         f.write(out.stdout)
-    return out.stdout.strip().splitlines()
 
 
 def at_minute(curve, minute):
@@ -109,8 +113,11 @@ def main():
         args.name, utils.STACK))
     os.makedirs(os.path.dirname(stem), exist_ok=True)
     configs = args.configs.split(',')
-    load = os.getloadavg()
-    curves, texts = {}, {}
+    import char_rnn
+    unknown = [config for config in configs if config not in char_rnn.CONFIGS]
+    if unknown:   # before ten minutes of the first run are spent
+        p.error('no such char_rnn.py --config: {}'.format(', '.join(unknown)))
+    curves = read_curves(stem + '.csv')   # configs not run now keep their last results
     with tempfile.TemporaryDirectory() as scratch:
         for config in configs:
             base = [sys.executable, os.path.join(ROOT, 'char_rnn.py'), '--data', args.data,
@@ -122,44 +129,80 @@ def main():
             base += shlex.split(args.flags)
             log = stem + '-' + config + '.log'
             print('{}: {} minutes'.format(config, args.minutes), flush=True)
+            load = os.getloadavg()[0]
             curves[config] = one_run(config, base, args.minutes * 60, log)
-            texts[config] = samples(base, log)
+            with open(log, 'a') as f:
+                f.write('{} {:.2f} {:.2f}\n{}\n'.format(LOAD, load, os.getloadavg()[0], SAMPLES))
+            samples(base, log)
     with open(stem + '.csv', 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['config', 'step', 'seconds', 'validation_nats_per_char'])
-        for config in configs:
-            for row in curves[config]:
+        for config, curve in curves.items():
+            for row in curve:
                 writer.writerow([config] + list(row))
-    minutes = sorted(set([m for m in (1, 2, 3, 5, 7.5, 10) if m < args.minutes] +
-                         [args.minutes]))
-    lines = ['# Validation loss against wall time: {} ({})'.format(args.name, utils.STACK), '',
-             '    ' + ' '.join(shlex.quote(a) for a in sys.argv), '',
-             'Data {}; seed {}; {} minutes per run, one run after the other; load average at '
-             'start {:.2f}, at the end {:.2f}; {}.'.format(
-                 os.path.basename(args.data), args.seed, args.minutes, load[0],
-                 os.getloadavg()[0], '{cpu}, {cores} cores'.format(**machine_info())), '',
-             'Validation loss in nats per character (the run\'s own validation windows) by wall '
-             'time since the command started; the step in brackets. Every validation: {}.csv.'
-             .format(os.path.basename(stem)), '',
-             '| minutes | ' + ' | '.join(configs) + ' |',
-             '|---|' + '---|' * len(configs)]
+    render(stem, args.name, utils.STACK, curves)
+    print('wrote {}.md and .csv'.format(stem))
+    if not args.no_readme and not args.out:
+        update_readme()
+
+
+def read_curves(path):
+    """{config: [(step, seconds, loss)]} of a result .csv, {} if there is none."""
+    curves = collections.OrderedDict()
+    if os.path.exists(path):
+        with open(path, newline='') as f:
+            for row in csv.DictReader(f):
+                curves.setdefault(row['config'], []).append(
+                    (int(row['step']), float(row['seconds']),
+                     float(row['validation_nats_per_char'])))
+    return curves
+
+
+def shown(command):
+    """A run's logged command as a user types it: no interpreter or scratch paths."""
+    words, out = shlex.split(command)[2:], ['python', 'char_rnn.py']
+    while words:
+        word = words.pop(0)
+        if word in ('--checkpoint-dir', '--logdir'):
+            words.pop(0)
+        elif word == '--data':
+            out += [word, os.path.basename(words.pop(0))]
+        else:
+            out.append(word)
+    return ' '.join(shlex.quote(word) for word in out)
+
+
+def render(stem, name, stack, curves):
+    """stem.md: the loss by minute of each config, its command, load and samples (its log)."""
+    configs = list(curves)
+    minutes = sorted(set(m for m in MINUTES if any(
+        curve and curve[-1][1] >= m * 60 - 30 for curve in curves.values())) | {10})
+    lines = ['# Validation loss against wall time: {} ({})'.format(name, stack), '',
+             'Validation loss in nats per character (each run\'s own validation windows) by '
+             'wall time since the command started; the step in brackets. Every validation: '
+             '{}.csv; each run\'s output: {}-<config>.log. {}, {} cores.'.format(
+                 os.path.basename(stem), os.path.basename(stem),
+                 machine_info()['cpu'], machine_info()['cores']), '',
+             '| minutes | ' + ' | '.join(configs) + ' |', '|---|' + '---|' * len(configs)]
     for minute in minutes:
         cells = []
         for config in configs:
             seen = at_minute(curves[config], minute)
             cells.append('{:.4f} ({})'.format(seen[1], seen[0]) if seen else '-')
         lines.append('| {:g} | {} |'.format(minute, ' | '.join(cells)))
-    best = ['{:.4f}'.format(min(loss for _, _, loss in curves[c])) if curves[c] else '-'
-            for c in configs]
-    lines.append('| best | {} |'.format(' | '.join(best)))
+    lines.append('| best | {} |'.format(' | '.join(
+        '{:.4f}'.format(min(loss for _, _, loss in curves[c])) for c in configs)))
     for config in configs:
-        lines += ['', '## Samples: {} (latest checkpoint)'.format(config), '']
-        lines += ['    ' + line for line in texts[config]]
+        with open('{}-{}.log'.format(stem, config)) as f:
+            log = f.read().splitlines()
+        load = next((line.split()[-2:] for line in log if line.startswith(LOAD)), ['?', '?'])
+        sampled = log[log.index(SAMPLES) + 1:] if SAMPLES in log else []
+        lines += ['', '## {}'.format(config), '', '    ' + shown(log[0]), '',
+                  'Load average at the start {}, at the end {}. Samples of the latest '
+                  'checkpoint (`--sample`):'.format(*load), '']
+        lines += ['    ' + line for line in sampled]
     with open(stem + '.md', 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    print('wrote {}.md and .csv'.format(stem))
-    if not args.no_readme and not args.out:
-        update_readme()
 
 
 def update_readme():
@@ -170,11 +213,7 @@ def update_readme():
         match = re.match(r'time-to-quality-(.+)-(tf[12])\.csv$', name)
         if not match:
             continue
-        with open(os.path.join(folder, name), newline='') as f:
-            runs = {}
-            for row in csv.DictReader(f):
-                runs.setdefault(row['config'], []).append(
-                    (int(row['step']), float(row['seconds']), float(row['validation_nats_per_char'])))
+        runs = read_curves(os.path.join(folder, name))
         for config, curve in runs.items():
             cells = []
             for minute in MINUTES:

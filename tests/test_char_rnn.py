@@ -604,7 +604,11 @@ def test_log_lines_and_resume_restore_step_vocabulary_and_best(trained, tmp_path
     assert 0 < len(seeds) < len(char_rnn.SEEDS)
     assert len(re.findall(r'^\t\S', out, re.M)) == len(seeds)
     assert tf.train.load_variable(str(model_dir / 'char-rnn-9'), 'global_step') == 9
-    assert (model_dir / 'config.json').read_text(encoding='utf-8') == stored
+    # The vocabulary, shape and validation set stay; the training settings are this run's.
+    now = json.loads((model_dir / 'config.json').read_text(encoding='utf-8'))
+    before = json.loads(stored)
+    assert (before.pop('training')['steps'], now.pop('training')['steps']) == (6, 9)
+    assert now == before
     # Old runs' files rotate too: one best checkpoint, at most 3 latest.
     assert len(glob.glob(str(model_dir / 'best' / '*.index'))) == 1
     assert len(glob.glob(str(model_dir / 'char-rnn-*.index'))) == 3
