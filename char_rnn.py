@@ -109,7 +109,7 @@ class TenMinutesConfig(LectureConfig):
     lr_decay = 'cosine'         # to a tenth of lr at `steps`: the last steps settle
     warmup = 100                # the first steps at the full rate spike the loss
     clip = 5.0                  # the loss is a sum over the batch: this bounds each step
-    steps = 3800                # ~9.6 minutes here, evaluations and samples included
+    steps = 3800                # ~9.7 minutes here (2 cores), evaluations and samples included
     eval_batches = 40           # 40 x 32: the same 1,280 validation windows as the lecture
     sample_every = 1000
     model = 'trump_tweets-ten-minutes'   # not on the lecture's checkpoints
