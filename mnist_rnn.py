@@ -14,6 +14,7 @@ Tests #1-#5), then hunts the NaN of the last one (Test #6):
     python mnist_rnn.py --cell ln_basic_lstm --ln-epsilon 1e-2  # cures it (see nan_remedies)
     python mnist_rnn.py --cell all --graph notebook   # the notebook's dynamic_rnn graphs
     python mnist_rnn.py --config tiny          # a smoke test in seconds
+    python cluster.py --workers 2 -- python mnist_rnn.py --cell gru   # 1 ps + 2 workers
     tensorboard --logdir logdir
 
 The log lines are the notebook's: `[trn] ep 1, step 250, loss 1.501857, accu 0.085938,
@@ -53,6 +54,8 @@ notebook's printed [tst] figure, mean over seeds; the notebook's own in the seco
 from __future__ import print_function
 
 import argparse
+import contextlib
+import itertools
 import os
 import sys
 import time
@@ -193,6 +196,7 @@ def parse_args(argv=None):
         help='train on the first N of the remaining training images; 0 = all (default)')
     add('--test-limit', type=utils.non_negative_int,
         help='test on the first N test images; 0 = all (default)')
+    utils.add_cluster_flags(parser)
     args = parser.parse_args(argv)
 
     config = CONFIGS[args.config]
@@ -256,7 +260,8 @@ class MnistRnn(object):
 
     def __init__(self, inputs, labels, input_units, num_hidden_units, batch_size, max_seq_len,
                  rnn_type, lstm_forget_bias=1.0, add_check=False, lr=0.001, grad_clip_norm=0.0,
-                 ln_norm_smoothing=False, graph='fast', ln_epsilon=None):
+                 ln_norm_smoothing=False, graph='fast', ln_epsilon=None, global_step=None,
+                 cluster=None):
         cell = make_cell(rnn_type, num_hidden_units, lstm_forget_bias, ln_norm_smoothing,
                          ln_epsilon)
         fused = None
@@ -291,7 +296,8 @@ class MnistRnn(object):
             # the update may run first; checking the gradients that are applied costs nothing
             # extra and stops the step before a NaN reaches the weights.
             grads_and_vars = utils.check_numerics(grads_and_vars)
-        optimize = optimizer.apply_gradients(grads_and_vars)
+        # (a cluster's: [global step, chief stopped] after the update, utils.Cluster)
+        optimize = utils.apply_gradients(optimizer, grads_and_vars, global_step, cluster)
 
         # accuracy, as the notebook: labels and preds are int64, so no NaN can show here.
         preds = tf.argmax(outputs, axis=1)
@@ -357,120 +363,173 @@ def evaluate(sess, model, inputs, labels, dataset, batch_size, start=0):
 
 
 def train(sess, model, inputs, labels, data, args, history, train_writer, test_writer,
-          out=None, stop=None):
+          out=None, stop=None, cluster=None):
     """The notebook's loop, from history's position; updates history as it goes.
 
-    A generator: yields after each epoch so the caller saves. Raises NanStop on NaN/Inf
-    (history then holds the last good position), and Stopped between two steps once
-    `stop` (a utils.StopRequest) is set (the caller saves).
+    A generator: yields after each epoch's test so the caller saves. Raises NanStop on
+    NaN/Inf (history then holds the last good position), and Stopped between two steps once
+    `stop` (a utils.StopRequest) is set (the caller saves). The position is counted in
+    batches trained, the notebook's step (which counts test batches too) follows from it.
+
+    On a cluster (a utils.Cluster) each worker trains on its share of the images (task,
+    task + n, ...), batch after batch, until the shared variables have had every epoch's
+    batches (a worker's step counts one batch, async; an update --replicas-to-aggregate of
+    them, --sync); the chief tests and validates when they pass an epoch's end (the others
+    train on meanwhile) and yields.
     """
     out = out or sys.stdout
     stop = utils.StopRequest() if stop is None else stop
+    chief, task, workers = (True, 0, 1) if cluster is None else (
+        cluster.is_chief, cluster.task, cluster.num_workers)
+    per_update = cluster.aggregate if cluster and cluster.sync else 1
+    epoch_batches = data['train'].num_examples // args.batch_size
+    test_batches = data['test'].num_examples // args.batch_size
+    batches = utils.DataSet(data['train'].images[task::workers],
+                            data['train'].labels[task::workers]).batches(args.batch_size)
+    if not batches:
+        raise UserError('{} training images for {} workers make no whole batch of --batch-size '
+                        '{} each'.format(data['train'].num_examples, workers, args.batch_size))
+    done = history['epoch'] * epoch_batches + history['batch'] if chief else None
+    fetches = [model.loss, model.optimize, model.accuracy]
+    train_elapsed, train_losses, train_accuracy, own_steps = [], [], [], 0
+
+    def notebook_step(done):   # test batches count too: those of the epochs tested
+        return done + (ep if chief else max(done - 1, 0) // epoch_batches) * test_batches
+
+    for i in itertools.count(done or 0):
+        ep = len(history['epochs'])   # epochs tested
+        while chief and ep < min(done // epoch_batches, args.epochs):
+            step, figures = test_epoch(sess, model, inputs, labels, data, args, ep,
+                                       (ep + 1) * epoch_batches + ep * test_batches,
+                                       test_writer, out, stop)
+            train_writer.flush()
+            # The mean loss of this process's steps in the epoch (one process: all of them).
+            recent = history['losses'][-(own_steps if cluster else epoch_batches) or -1:]
+            history['epochs'].append(dict(figures, train_seconds=history['train_seconds'],
+                                          train_loss=float(np.mean(recent))))
+            history.update(epoch=ep + 1, batch=done - (ep + 1) * epoch_batches, step=step)
+            own_steps, ep = 0, ep + 1
+            train_elapsed, train_losses, train_accuracy = [], [], []   # lines per epoch
+            yield ep
+        if done is not None and done >= args.epochs * epoch_batches:
+            return
+        if stop:
+            raise Stopped
+        t_start = time.time()
+        batch_input, batch_label = batches[i % len(batches)]
+        before = notebook_step(done or 0)
+        loss, update, accuracy = train_step(
+            sess, fetches, {inputs: batch_input, labels: batch_label},
+            min((done or 0) // epoch_batches, args.epochs - 1), before, cluster, stop)
+        train_losses.append(loss)
+        train_accuracy.append(accuracy)
+        t_elapsed = time.time() - t_start
+        train_elapsed.append(t_elapsed)
+        first, done = done is None, done + 1 if cluster is None else update * per_update
+        step = notebook_step(done)
+
+        train_writer.add_summary(utils.scalar_summary(
+            (TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)), global_step=step)
+        finite = np.isfinite(loss)
+        if step // args.log_every > before // args.log_every and not first or not finite:
+            # On NaN this prints the notebook's `loss nan` line before stopping.
+            print('[trn] ep {:d}, step {:d}, loss {:f}, accu {:f}, sec/iter {:f}'.format(
+                min((done - 1) // epoch_batches, args.epochs - 1) + 1, step,
+                np.mean(train_losses), np.amin(train_accuracy), np.mean(train_elapsed)), file=out)
+            out.flush()
+            train_losses = []
+            train_accuracy = []
+            train_elapsed = []
+        # The position: an epoch still to test stays open (batch >= its batches).
+        epoch = min(done // epoch_batches, ep if chief else args.epochs - 1)
+        record_step(history, loss, t_elapsed, epoch=epoch, batch=done - epoch * epoch_batches,
+                    step=step)
+        own_steps += 1
+
+
+def train_step(sess, fetches, feed, ep, step, cluster=None, stop=None):
+    """sess.run of a training step (on a cluster, cluster.run); Stopped when stopped while
+    waiting for the other workers, NanStop when --check-numerics found NaN/Inf."""
+    try:
+        results = cluster.run(sess, fetches, feed, stop) if cluster else sess.run(fetches, feed)
+    except tf.errors.InvalidArgumentError as e:
+        if 'check_numerics' not in e.message:
+            raise
+        raise NanStop('{} at ep {:d}, step {:d} (check_numerics, before the update)'.format(
+            utils.check_numerics_source(e.message), ep + 1, step + 1))
+    if results is None:
+        raise Stopped
+    return results
+
+
+def record_step(history, loss, seconds, **position):
+    """A training step and the position after it (epoch, batch, step) in history; NanStop
+    if its loss is NaN or Inf."""
+    if not np.isfinite(loss):
+        history['losses'].append(None)
+        raise NanStop('loss is {} at ep {:d}, step {:d} (--check-numerics names the first '
+                      'gradient that goes NaN or Inf)'.format(loss, position['epoch'] + 1,
+                                                              position['step']))
+    history['losses'].append(float(loss))
+    history['train_seconds'] += seconds
+    history['train_steps'] += 1
+    history.update(position)
+
+
+def test_epoch(sess, model, inputs, labels, data, args, ep, step, test_writer, out, stop):
+    """The notebook's test loop after epoch ep (0-based), its steps counting on from `step`,
+    then the mean over every test image and over the validation split. Returns (step, the
+    epoch's figures). Raises Stopped between two batches once `stop` is set."""
     batch_size = args.batch_size
-    train_batches = data['train'].batches(batch_size)
     test_batches = data['test'].batches(batch_size)
-    train_loop_count, test_loop_count = len(train_batches), len(test_batches)
-    fetches = [model.optimize, model.loss, model.accuracy]
-    step = history['step']
-    for ep in range(history['epoch'], args.epochs):
-        train_elapsed = []
-        train_losses = []
-        train_accuracy = []
-        for i in range(history['batch'] if ep == history['epoch'] else 0, train_loop_count):
-            if stop:
-                raise Stopped
-            t_start = time.time()
-            batch_input, batch_label = train_batches[i]
-            try:
-                _, loss, accuracy = sess.run(fetches, feed_dict={inputs: batch_input,
-                                                                 labels: batch_label})
-            except tf.errors.InvalidArgumentError as e:
-                if 'check_numerics' not in e.message:
-                    raise
-                raise NanStop('{} at ep {:d}, step {:d} (check_numerics, before the update)'
-                              .format(utils.check_numerics_source(e.message), ep + 1, step + 1))
-            train_losses.append(loss)
-            train_accuracy.append(accuracy)
-            t_elapsed = time.time() - t_start
-            train_elapsed.append(t_elapsed)
-            step += 1
-
-            train_writer.add_summary(utils.scalar_summary(
-                (TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)), global_step=step)
-            finite = np.isfinite(loss)
-            if step % args.log_every == 0 or not finite:
-                # On NaN this prints the notebook's `loss nan` line before stopping.
-                print('[trn] ep {:d}, step {:d}, loss {:f}, accu {:f}, sec/iter {:f}'.format(
-                    ep + 1, step, np.mean(train_losses), np.amin(train_accuracy),
-                    np.mean(train_elapsed)), file=out)
-                out.flush()
-                train_losses = []
-                train_accuracy = []
-                train_elapsed = []
-            if not finite:
-                history['losses'].append(None)
-                raise NanStop('loss is {} at ep {:d}, step {:d} (--check-numerics names the '
-                              'first gradient that goes NaN or Inf)'.format(loss, ep + 1, step))
-            history['losses'].append(float(loss))
-            history['train_seconds'] += t_elapsed
-            history['train_steps'] += 1
-            history.update(epoch=ep, batch=i + 1, step=step)
-
-        test_elapsed = []
-        test_accuracy = []
-        test_correct = 0
-        window_accuracy = None
-        for i in range(test_loop_count):
-            if stop:
-                raise Stopped   # resumes with this epoch's test loop
-            t_start = time.time()
-            batch_input, batch_label = test_batches[i]
-            accuracy, hits = sess.run([model.accuracy, model.hits],
-                                      feed_dict={inputs: batch_input, labels: batch_label})
-            test_accuracy.append(accuracy)
-            test_correct += int(np.sum(hits))
-            t_elapsed = time.time() - t_start
-            test_elapsed.append(t_elapsed)
-            step += 1
-            test_writer.add_summary(utils.scalar_summary((TAG_TEST_ACCURACY, accuracy)),
-                                    global_step=step)
-            if step % args.log_every == 0:
-                window_accuracy = float(np.amin(test_accuracy))
-                print('[tst] ep {:d}, step {:d}, accu {:f}, sec/iter {:f}'.format(
-                    ep + 1, step, np.amin(test_accuracy), np.mean(test_elapsed)), file=out)
-                test_accuracy = []
-                test_elapsed = []
-        # Fix: the notebook's loop sees whole batches only (9,984 of the 10,000 test images);
-        # the rest is evaluated too, and the mean is over every image.
-        test_correct += evaluate(sess, model, inputs, labels, data['test'], batch_size,
-                                 start=test_loop_count * batch_size)
-        test_count = data['test'].num_examples
-        mean_accuracy = test_correct / float(test_count)
-        print('[tst] ep {:d}, mean accu {:f} over {:d} images'.format(
-            ep + 1, mean_accuracy, test_count), file=out)
-        means = [(TAG_TEST_MEAN_ACCURACY, mean_accuracy)]
-        # Fix: the notebook reads its choice of cell off the test set; the validation split
-        # (never trained on) picks the epoch here, and the test set only reports it.
-        validation_accuracy = None
-        validation_count = data['validation'].num_examples
-        if validation_count:
-            validation_accuracy = evaluate(sess, model, inputs, labels, data['validation'],
-                                           batch_size) / float(validation_count)
-            print('[val] ep {:d}, mean accu {:f} over {:d} images'.format(
-                ep + 1, validation_accuracy, validation_count), file=out)
-            means.append((TAG_VALIDATION_ACCURACY, validation_accuracy))
-        out.flush()
-        test_writer.add_summary(utils.scalar_summary(*means), global_step=step)
-        train_writer.flush()
-        test_writer.flush()
-        history['epochs'].append({'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
-                                  'validation_accuracy': validation_accuracy,
-                                  'test_window_accuracy': window_accuracy,
-                                  'train_seconds': history['train_seconds'],
-                                  'train_loss': float(np.mean(
-                                      history['losses'][-train_loop_count:]))})
-        history.update(epoch=ep + 1, batch=0, step=step)
-        yield ep + 1
+    test_elapsed = []
+    test_accuracy = []
+    test_correct = 0
+    window_accuracy = None
+    for batch_input, batch_label in test_batches:
+        if stop:
+            raise Stopped   # resumes with this epoch's test loop
+        t_start = time.time()
+        accuracy, hits = sess.run([model.accuracy, model.hits],
+                                  feed_dict={inputs: batch_input, labels: batch_label})
+        test_accuracy.append(accuracy)
+        test_correct += int(np.sum(hits))
+        t_elapsed = time.time() - t_start
+        test_elapsed.append(t_elapsed)
+        step += 1
+        test_writer.add_summary(utils.scalar_summary((TAG_TEST_ACCURACY, accuracy)),
+                                global_step=step)
+        if step % args.log_every == 0:
+            window_accuracy = float(np.amin(test_accuracy))
+            print('[tst] ep {:d}, step {:d}, accu {:f}, sec/iter {:f}'.format(
+                ep + 1, step, np.amin(test_accuracy), np.mean(test_elapsed)), file=out)
+            test_accuracy = []
+            test_elapsed = []
+    # Fix: the notebook's loop sees whole batches only (9,984 of the 10,000 test images);
+    # the rest is evaluated too, and the mean is over every image.
+    test_correct += evaluate(sess, model, inputs, labels, data['test'], batch_size,
+                             start=len(test_batches) * batch_size)
+    test_count = data['test'].num_examples
+    mean_accuracy = test_correct / float(test_count)
+    print('[tst] ep {:d}, mean accu {:f} over {:d} images'.format(
+        ep + 1, mean_accuracy, test_count), file=out)
+    means = [(TAG_TEST_MEAN_ACCURACY, mean_accuracy)]
+    # Fix: the notebook reads its choice of cell off the test set; the validation split
+    # (never trained on) picks the epoch here, and the test set only reports it.
+    validation_accuracy = None
+    validation_count = data['validation'].num_examples
+    if validation_count:
+        validation_accuracy = evaluate(sess, model, inputs, labels, data['validation'],
+                                       batch_size) / float(validation_count)
+        print('[val] ep {:d}, mean accu {:f} over {:d} images'.format(
+            ep + 1, validation_accuracy, validation_count), file=out)
+        means.append((TAG_VALIDATION_ACCURACY, validation_accuracy))
+    out.flush()
+    test_writer.add_summary(utils.scalar_summary(*means), global_step=step)
+    test_writer.flush()
+    return step, {'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
+                  'validation_accuracy': validation_accuracy,
+                  'test_window_accuracy': window_accuracy}
 
 
 # ---------------------------------------------------------------------------
@@ -505,23 +564,26 @@ def run_dirs(cell, args):
     return os.path.join(args.checkpoint_dir, 'mnist_{}_seed{}'.format(cell, args.seed)), run, run
 
 
-def train_cell(cell, args, data, out=None, stop=None):
+def train_cell(cell, args, data, out=None, stop=None, cluster=None):
     """Trains one cell (or finds it finished); returns its history, status in history['status'].
 
     stop: a utils.StopRequest; once set, training stops between two steps, saves, and the
     status is 'interrupted' (or 'done' if the signal came during the last epoch's save).
+    cluster: a started utils.Cluster worker; its chief reads and writes the history and the
+    checkpoints, the other workers only train.
     """
     ckpt_dir = run_dirs(cell, args)[0]
     # One run per cell folder: two would overwrite each other's checkpoints and history.
-    with utils.folder_lock(ckpt_dir):
-        return train_cell_in(ckpt_dir, cell, args, data, out, stop)
+    with utils.folder_lock(ckpt_dir, cluster=cluster):
+        return train_cell_in(ckpt_dir, cell, args, data, out, stop, cluster)
 
 
-def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
+def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None):
     out = out or sys.stdout
     stop = utils.StopRequest() if stop is None else stop
+    chief = cluster is None or cluster.is_chief
     settings = run_settings(cell, args, data)
-    history = None if args.force else utils.read_history(
+    history = None if args.force or not chief else utils.read_history(
         os.path.join(ckpt_dir, HISTORY), HISTORY_KEYS, SETTINGS_ADDED,
         '--force starts the cell over')
     if history is not None and history['settings'] != settings:
@@ -533,12 +595,14 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
         print('[{}] replacing the run that stopped on NaN in {} ({})'.format(
             cell, ckpt_dir, utils.describe_changes(history['settings'], settings)), file=out)
         history = None
-    if history is not None and (history['status'] == 'nan' or
-                                len(history['epochs']) >= args.epochs):
+    finished = history is not None and (history['status'] == 'nan' or
+                                        len(history['epochs']) >= args.epochs)
+    if finished:
         print('[{}] already {} in {}; --force trains it again'.format(
             cell, 'stopped on NaN' if history['status'] == 'nan'
             else 'trained for {} epochs'.format(len(history['epochs'])), ckpt_dir), file=out)
-        return history
+        if cluster is None:
+            return history
 
     train_batches = data['train'].num_examples // args.batch_size
     test_batches = data['test'].num_examples // args.batch_size
@@ -548,7 +612,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
 
     wall_start = [time.time()]   # graph building and restoring count too
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), utils.cluster_device(cluster):
         tf.set_random_seed(args.seed)
         # The notebook's batch size, not None: an unknown batch dimension makes every training
         # step slower (measured: +10% basic_lstm and gru, +25-50% ln_basic_lstm); evaluate
@@ -556,35 +620,55 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
         inputs_ = tf.placeholder(tf.float32, [args.batch_size, MAX_SEQ_LEN, INPUT_UNITS],
                                  name='inputs')
         labels_ = tf.placeholder(tf.int64, [args.batch_size], name='labels')
+        # A cluster counts its updates; checkpoints leave the count out (history.json has the
+        # position), so one process and a cluster read each other's.
+        global_step = tf.train.get_or_create_global_step() if cluster else None
         model = MnistRnn(inputs_, labels_, INPUT_UNITS, args.hidden, args.batch_size,
                          MAX_SEQ_LEN, cell, lstm_forget_bias=args.forget_bias,
                          add_check=args.check_numerics, lr=args.lr,
                          grad_clip_norm=args.clip_norm, ln_norm_smoothing=args.ln_smoothing,
-                         graph=args.graph, ln_epsilon=settings['ln_epsilon'])
-        saver = tf.train.Saver(max_to_keep=2)
+                         graph=args.graph, ln_epsilon=settings['ln_epsilon'],
+                         global_step=global_step, cluster=cluster)
+        saver = tf.train.Saver([v for v in tf.global_variables() if v is not global_step],
+                               max_to_keep=2)
         init = tf.global_variables_initializer()
-    graph.finalize()
+    if cluster is None:   # (a MonitoredSession finalizes it after adding its own ops)
+        graph.finalize()
 
     _, train_dir, test_dir = run_dirs(cell, args)
-    sess = tf.Session(graph=graph, config=utils.session_config(args.threads))
-    try:
-        if history is None:
-            sess.run(init)
-            history = {'settings': settings, 'status': 'training', 'epoch': 0, 'batch': 0,
-                       'step': 0, 'epochs': [], 'losses': [], 'train_seconds': 0.0,
-                       'train_steps': 0, 'wall_seconds': 0.0, 'nan': None, 'checkpoint': None}
+    resumed = history is not None
+    if not resumed:
+        history = {'settings': settings, 'status': 'training', 'epoch': 0, 'batch': 0,
+                   'step': 0, 'epochs': [], 'losses': [], 'train_seconds': 0.0,
+                   'train_steps': 0, 'wall_seconds': 0.0, 'nan': None, 'checkpoint': None}
+        if chief:
             utils.clear_events(train_dir)
             utils.clear_events(test_dir)
-            resumed = ''
-        else:
+
+    def start(sess):   # the chief, after initialising the variables (a cluster: each time)
+        if resumed and not finished:
             try:
                 saver.restore(sess, os.path.join(ckpt_dir, history['checkpoint']))
             except (tf.errors.OpError, ValueError, TypeError) as e:
                 raise UserError('cannot restore {} from {} ({}); --force starts it over'.format(
                     cell, ckpt_dir, str(e).strip().splitlines()[0]))
-            history['status'] = 'training'
-            history['settings'] = settings
-            resumed = ', resuming at ep {}, step {}'.format(history['epoch'] + 1, history['step'])
+        if cluster:   # the batches trained, in updates
+            done = history['epoch'] * train_batches + history['batch']
+            global_step.load(-(-done // (cluster.aggregate if cluster.sync else 1)), sess)
+
+    if cluster:
+        session = cluster.session(saver, start if chief else None)
+    else:
+        session = contextlib.closing(tf.Session(graph=graph,
+                                                config=utils.session_config(args.threads)))
+    with graph.as_default(), session as sess:
+        if cluster is None:
+            sess.run(init)
+            start(sess)
+        if finished:   # a cluster's chief opened the session to tell the workers to stop
+            return history
+        history['status'] = 'training'
+        history['settings'] = settings
         rest = data['test'].num_examples - test_batches * args.batch_size
         validation = data['validation'].num_examples
         print('[{}] {} hidden, batch {}: {} train + {} test batches per epoch{}, {}, {} epochs '
@@ -593,12 +677,16 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
                   ' (+ {} test images)'.format(rest) if rest else '',
                   'validation on {} images'.format(validation) if validation else
                   'no validation (--validation-size 0: the last epoch is reported)',
-                  args.epochs, utils.STACK, resumed), file=out)
+                  args.epochs, utils.STACK, ', resuming at ep {}, step {}'.format(
+                      history['epoch'] + 1, history['step']) if resumed else ''), file=out)
         out.flush()
 
-        train_writer = tf.summary.FileWriter(train_dir, graph=graph)
-        test_writer = (train_writer if test_dir == train_dir else
-                       tf.summary.FileWriter(test_dir, graph=graph))
+        if chief:
+            train_writer = tf.summary.FileWriter(train_dir, graph=graph)
+            test_writer = (train_writer if test_dir == train_dir else
+                           tf.summary.FileWriter(test_dir, graph=graph))
+        else:   # only the chief writes
+            train_writer = test_writer = utils.NullWriter()
 
         def save(status):
             history['status'] = status
@@ -606,18 +694,24 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
             history['wall_seconds'] += now - wall_start[0]
             wall_start[0] = now
             if status != 'nan':   # a NaN leaves the last good checkpoint in place
-                path = saver.save(sess, os.path.join(ckpt_dir, 'model.ckpt'),
+                path = saver.save(cluster.raw() if cluster else sess,
+                                  os.path.join(ckpt_dir, 'model.ckpt'),
                                   global_step=history['step'], write_meta_graph=False)
                 history['checkpoint'] = os.path.basename(path)
             utils.write_json(os.path.join(ckpt_dir, HISTORY), history)
 
-        utils.safe_mkdir(ckpt_dir)
+        if chief:
+            utils.safe_mkdir(ckpt_dir)
+        else:
+            save = lambda status: history.update(status=status)   # noqa: E731
         try:
-            for epoch in train(sess, model, inputs_, labels_, data, args, history,
-                               train_writer, test_writer, out, stop):
+            for epoch in train(sess, model, inputs_, labels_, data, args, history, train_writer,
+                               test_writer, out, stop, cluster):
                 save('done' if epoch == args.epochs else 'training')
                 if stop:   # it came during the save, which is complete: stop right here
                     break
+            if not chief and not stop:
+                save('done')   # a worker's: the updates are all done
         except Stopped:
             save('training')
         except NanStop as e:
@@ -631,12 +725,12 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None):
             test_writer.close()
         if stop and history['status'] == 'training':
             history['status'] = 'interrupted'
-            print('[{}] interrupted by {} at ep {}, step {}: saved {}; run the same command to '
-                  'resume'.format(cell, stop.name, history['epoch'] + 1, history['step'],
-                                  ckpt_dir), file=out)
+            print('[{}] {} at ep {}, step {}{}'.format(
+                cell, 'stopped: the chief stopped' if stop.signum == utils.CHIEF_STOPPED
+                else 'interrupted by ' + stop.name, history['epoch'] + 1, history['step'],
+                ': saved {}; run the same command to resume'.format(ckpt_dir) if chief else ''),
+                file=out)
         return history
-    finally:
-        sess.close()
 
 
 # ---------------------------------------------------------------------------
@@ -720,6 +814,10 @@ def main(argv=None):
     started = (time.time(), utils.load_average())
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)   # for results.md
+    cluster = utils.cluster_from_args(args, [('--seeds', args.seeds is not None),
+                                             ('more than one --cell', len(args.cell) > 1)])
+    if cluster and cluster.start().job == 'ps':
+        return cluster.serve()
     data = utils.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     seeds = [args.seed] if args.seeds is None else args.seeds
     todo = [(seed, cell) for seed in seeds for cell in args.cell]   # whole seeds first
@@ -733,7 +831,7 @@ def main(argv=None):
             if index == 0 or seed != todo[index - 1][0]:
                 seed_data = utils.seeded_data(data, seed)
             history = train_cell(cell, argparse.Namespace(**dict(vars(args), seed=seed)),
-                                 seed_data, stop=stop)
+                                 seed_data, stop=stop, cluster=cluster)
             if history['status'] == 'interrupted':
                 return 0
             figures.append(run_figures(cell, seed, history))

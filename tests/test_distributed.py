@@ -1,4 +1,5 @@
-"""char_rnn.py on TensorFlow's distributed runtime: 1 ps + 2 workers on loopback ports.
+"""char_rnn.py and mnist_rnn.py on TensorFlow's distributed runtime: 1 ps + 2 workers on
+loopback ports.
 
 Every process a test starts is killed when it ends, passed or failed (the `tasks` fixture);
 every wait is bounded.
@@ -20,9 +21,11 @@ import char_rnn
 import utils
 from utils import tf
 from test_char_rnn import run, write_corpus
+from test_mnist_rnn import N_TEST, checkpoint_accuracy, make_digits, write_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'char_rnn.py')
+MNIST = os.path.join(ROOT, 'mnist_rnn.py')
 LAUNCHER = os.path.join(ROOT, 'cluster.py')
 WAIT = 180   # seconds: a bound on every wait, far above what a step takes
 
@@ -47,8 +50,8 @@ def char_args(tmp, data, *extra, steps=12):
 class Task(object):
     """A task of the cluster in a subprocess; its output lines collected by a thread."""
 
-    def __init__(self, argv, cwd):
-        self.proc = subprocess.Popen([sys.executable, SCRIPT] + argv, cwd=str(cwd),
+    def __init__(self, argv, cwd, script=SCRIPT):
+        self.proc = subprocess.Popen([sys.executable, script] + argv, cwd=str(cwd),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      universal_newlines=True, encoding='utf-8')
         self.lines = []
@@ -349,3 +352,108 @@ def test_bad_host_list_is_an_argument_error(tmp_path, capsys):
         char_rnn.parse_args(['--ps-hosts', 'localhost'])
     assert exit_.value.code == 2
     assert "expected host:port[,host:port...], not 'localhost'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# mnist_rnn.py
+# ---------------------------------------------------------------------------
+
+def mnist_args(tmp, data, *extra, epochs=4):
+    return ['--cell', 'gru', '--data-dir', str(data), '--logdir', str(tmp / 'logdir'),
+            '--checkpoint-dir', str(tmp / 'ckpt'), '--batch-size', '32', '--hidden', '16',
+            '--validation-size', '64', '--log-every', '5', '--epochs', str(epochs),
+            '--threads', '1', '--lr', '0.01'] + list(extra)
+
+
+def mnist_cluster(tmp, argv, tasks):
+    """ps 0 and worker 1 started, worker 1 waiting for the chief; returns the starter."""
+    ports = free_ports(3)
+    start = lambda job, i: Task(argv + cluster_flags(ports, job, i), tmp, MNIST)  # noqa: E731
+    tasks.append(start('ps', 0))
+    tasks.append(start('worker', 1))
+    tasks[1].wait_for(r'^\[worker 1\] waiting for the chief')
+    return start
+
+
+def test_mnist_cluster_workers_share_the_epochs_and_one_process_resumes(tmp_path, tasks):
+    """1 ps + 2 workers, async, both from the start: each worker trains, only the chief tests,
+    validates and writes, every epoch once; its checkpoint holds a single process's
+    variables and the learnt model, and one process resumes it for another epoch."""
+    data = write_mnist(tmp_path / 'data')
+    start = mnist_cluster(tmp_path, mnist_args(tmp_path, data), tasks)
+    tasks.append(start('worker', 0))
+    assert tasks[2].finish() == 0, tasks[2].text
+    assert tasks[1].finish() == 0, tasks[1].text
+    chief, worker = tasks[2].text, tasks[1].text
+    assert re.findall(r'^\[worker 0\] \[tst\] ep (\d), mean accu', chief, re.M) == list('1234')
+    assert re.findall(r'^\[worker 0\] \[val\] ep (\d), mean accu', chief, re.M) == list('1234')
+    assert re.search(r'^\[worker 1\] \[trn\] ep \d, step \d+, loss', worker, re.M), worker
+    assert '[tst]' not in worker and '[val]' not in worker and 'Traceback' not in chief + worker
+    assert tasks[0].finish(signal.SIGTERM) == 0
+    history = json.loads((tmp_path / 'ckpt' / 'mnist_gru' / 'history.json').read_text())
+    assert history['status'] == 'done' and len(history['epochs']) == 4
+    # The workers shared the epochs' 40 batches: the chief trained fewer of them.
+    assert 0 < history['train_steps'] < 40
+    path = str(tmp_path / 'ckpt' / 'mnist_gru' / history['checkpoint'])
+    images, labels = make_digits(N_TEST, 2)
+    assert checkpoint_accuracy(path, 'gru', images, labels) > 0.8   # chance: 0.1
+
+    single = tmp_path / 'single'
+    code = subprocess.run([sys.executable, MNIST] + mnist_args(single, data, epochs=1),
+                          cwd=str(tmp_path), timeout=WAIT).returncode
+    assert code == 0
+    names = lambda p: sorted(name for name, _ in tf.train.list_variables(p))  # noqa: E731
+    assert names(path) == names(tf.train.latest_checkpoint(str(single / 'ckpt' / 'mnist_gru')))
+    proc = subprocess.run([sys.executable, MNIST] + mnist_args(tmp_path, data, epochs=5),
+                          cwd=str(tmp_path), stdout=subprocess.PIPE, universal_newlines=True,
+                          timeout=WAIT)
+    assert proc.returncode == 0
+    assert ', resuming at ep {}, step {})'.format(
+        history['epoch'] + 1, history['step']) in proc.stdout, proc.stdout
+    assert re.findall(r'^\[tst\] ep (\d), mean accu', proc.stdout, re.M) == ['5']
+
+
+def test_mnist_cluster_sigterm_saves_stops_the_worker_and_the_same_command_resumes(tmp_path,
+                                                                                  tasks):
+    """--sync, a single process's checkpoint resumed by the cluster; SIGTERM to the chief
+    saves and the worker stops with it; the same command resumes where it stopped."""
+    data = write_mnist(tmp_path / 'data')
+    assert subprocess.run([sys.executable, MNIST] + mnist_args(tmp_path, data, epochs=1),
+                          cwd=str(tmp_path), timeout=WAIT).returncode == 0
+    argv = mnist_args(tmp_path, data, '--sync', epochs=1000)
+    start = mnist_cluster(tmp_path, argv, tasks)
+    for attempt in range(2):
+        chief = start('worker', 0)
+        tasks.append(chief)
+        resumed = chief.wait_for(r'^\[worker 0\] \[gru\] .*, resuming at ep (\d+), step (\d+)\)')
+        if attempt:
+            assert resumed.groups() == (str(epoch + 1), str(step))
+        chief.wait_for(r'^\[worker 0\] \[val\] ep {}, '.format(int(resumed.group(1)) + 1))
+        assert chief.finish(signal.SIGTERM) == 0, chief.text
+        saved = re.search(r'^\[worker 0\] \[gru\] interrupted by SIGTERM at ep (\d+), step '
+                          r'(\d+): saved .*; run the same command to resume$', chief.text, re.M)
+        assert saved, chief.text
+        history = json.loads((tmp_path / 'ckpt' / 'mnist_gru' / 'history.json').read_text())
+        epoch, step = history['epoch'], history['step']
+        assert (str(epoch + 1), str(step)) == saved.groups()
+        assert history['status'] == 'training' and len(history['epochs']) >= 2 + attempt
+        assert tasks[1].finish() == 0, tasks[1].text   # the worker stopped with the chief
+        assert re.search(r'^\[worker 1\] \[gru\] stopped: the chief stopped', tasks[1].text,
+                         re.M), tasks[1].text
+        if not attempt:
+            tasks[1] = start('worker', 1)
+    for task in tasks:
+        assert 'Traceback' not in task.text, task.text
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--seeds', '2'], '--seeds runs in one process, not in a cluster'),
+    (['--cell', 'gru,lstm'], 'more than one --cell runs in one process, not in a cluster'),
+])
+def test_mnist_cluster_runs_one_cell_and_seed(flags, message, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, MNIST] + mnist_args(tmp_path, tmp_path / 'data') + flags + [
+            '--ps-hosts', 'localhost:1', '--worker-hosts', 'localhost:2', '--job-name', 'ps'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=WAIT)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
