@@ -659,17 +659,10 @@ class Trainer(object):
             tf.summary.scalar('gradient_global_norm', model.grad_norm)])
         self.new_best = tf.placeholder(tf.float32, [], name='new_best')
         self.set_best = tf.assign(model.best_val_loss, self.new_best)
-        # Relative paths in the state files: a checkpoint folder can be moved or copied.
-        self.saver = tf.train.Saver(max_to_keep=3, save_relative_paths=True)
-        self.best_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
         self.checkpoint_name = os.path.join(model_dir, 'char-rnn')
         self.best_name = os.path.join(model_dir, 'best', 'char-rnn')
-        # A Saver only rotates the files it knows: tell it those of earlier runs.
-        for saver, name in ((self.saver, self.checkpoint_name), (self.best_saver, self.best_name)):
-            folder = os.path.dirname(name)
-            state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
-            if state:
-                saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
+        self.saver = utils.rotating_saver(self.checkpoint_name, 3)
+        self.best_saver = utils.rotating_saver(self.best_name, 1)
 
     def train(self, sess):
         """Trains until cfg.steps (0: Ctrl-C or SIGTERM, which save first). Returns 0."""
@@ -684,13 +677,10 @@ class Trainer(object):
             self.args.model, utils.STACK, tf.version.VERSION, model.hidden_sizes,
             cfg.steps or 'Ctrl-C'))
         events = os.path.join(self.args.logdir, 'char_rnn', self.args.model)
-        self.writer = tf.summary.FileWriter(os.path.join(events, 'train'), sess.graph) \
-            if self.chief else utils.NullWriter()
-        self.val_writer = tf.summary.FileWriter(os.path.join(events, 'val')) \
-            if self.chief else utils.NullWriter()
-        if self.step:   # TensorBoard drops what an earlier run wrote after the checkpoint's step
-            for writer in (self.writer, self.val_writer):
-                writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), self.step + 1)
+        self.writer = utils.event_writer(os.path.join(events, 'train'), sess.graph, self.chief,
+                                         self.step)
+        self.val_writer = utils.event_writer(os.path.join(events, 'val'), None, self.chief,
+                                             self.step)
         # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
         # two steps and saves; a signal during a save waits for the save to finish.
         with utils.stop_on_signals() as self.stop:
@@ -764,10 +754,10 @@ class Trainer(object):
                 start = time.time()
             if not self.chief:
                 continue
-            if cfg.sample_every and passed(iteration, self.step, cfg.sample_every) \
+            if cfg.sample_every and utils.passed(iteration, self.step, cfg.sample_every) \
                     and not self.stop:
                 self.print_samples()
-            if passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
+            if utils.passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
                                                                 self.step >= cfg.steps):
                 self.validate()
                 self.save_latest()
@@ -805,11 +795,6 @@ class Trainer(object):
     def raw_session(self):
         """The tf.Session a Saver needs (a cluster's MonitoredSession wraps it)."""
         return self.cluster.raw() if self.cluster else self.sess
-
-
-def passed(before, after, every):
-    """Whether the global step passed a multiple of `every` (a cluster's may jump)."""
-    return after // every > before // every
 
 
 def train(args, cfg, cluster=None):
@@ -911,18 +896,8 @@ def sample(args, cfg):
     primes = clean_primes(args.prime, vocab) if args.prime else default_seeds(vocab)
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
-        saver = tf.train.Saver()
         with tf.Session(config=utils.session_config(args.threads)) as sess:
-            # A training run may rotate the checkpoint away meanwhile: take its latest then.
-            while True:
-                try:
-                    utils.restore(sess, saver, ckpt)
-                    break
-                except UserError:
-                    newer = latest_checkpoint(model_dir)
-                    if newer == ckpt:
-                        raise
-                    ckpt = newer
+            utils.restore_latest(sess, tf.train.Saver(), model_dir, 'char-rnn')
             end = resolve_end_marker(args, stored)
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)

@@ -431,7 +431,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
         train_writer.add_summary(utils.scalar_summary(
             (TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)), global_step=step)
         finite = np.isfinite(loss)
-        if step // args.log_every > before // args.log_every and not first or not finite:
+        if utils.passed(before, step, args.log_every) and not first or not finite:
             # On NaN this prints the notebook's `loss nan` line before stopping.
             print('[trn] ep {:d}, step {:d}, loss {:f}, accu {:f}, sec/iter {:f}'.format(
                 min((done - 1) // epoch_batches, args.epochs - 1) + 1, step,
@@ -681,12 +681,9 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
                       history['epoch'] + 1, history['step']) if resumed else ''), file=out)
         out.flush()
 
-        if chief:
-            train_writer = tf.summary.FileWriter(train_dir, graph=graph)
-            test_writer = (train_writer if test_dir == train_dir else
-                           tf.summary.FileWriter(test_dir, graph=graph))
-        else:   # only the chief writes
-            train_writer = test_writer = utils.NullWriter()
+        train_writer = utils.event_writer(train_dir, graph, chief)   # only the chief writes
+        test_writer = (train_writer if test_dir == train_dir else
+                       utils.event_writer(test_dir, graph, chief))
 
         def save(status):
             history['status'] = status

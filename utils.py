@@ -309,6 +309,33 @@ def restore(sess, saver, path):
         raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
 
 
+def restore_latest(sess, saver, folder, prefix):
+    """restore() of folder's latest checkpoint; one a training run rotates away meanwhile is
+    followed by its newer one. Returns the path restored."""
+    path = latest_checkpoint(folder, prefix)
+    while True:
+        try:
+            restore(sess, saver, path)
+            return path
+        except UserError:
+            newer = latest_checkpoint(folder, prefix)
+            if newer == path:
+                raise
+            path = newer
+
+
+def rotating_saver(path_prefix, max_to_keep):
+    """A Saver whose rotation (max_to_keep) counts the checkpoints earlier runs left at
+    path_prefix too (a Saver rotates only the files it knows); relative paths in the state
+    file, so a checkpoint folder can be moved or copied."""
+    saver = tf.train.Saver(max_to_keep=max_to_keep, save_relative_paths=True)
+    folder = os.path.dirname(path_prefix)
+    state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
+    if state:
+        saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
+    return saver
+
+
 @contextlib.contextmanager
 def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
     """Context: an exclusive OS lock (flock) on folder for a run that writes into it.
@@ -405,6 +432,23 @@ def clear_events(folder):
     `rm -fr logdir`)."""
     for path in glob.glob(os.path.join(folder, 'events.out.tfevents.*')):
         os.remove(path)
+
+
+def event_writer(folder, graph=None, chief=True, step=0):
+    """A FileWriter (a NullWriter on a cluster's other workers). A run resumed at `step`
+    marks a restart, so TensorBoard drops what an earlier run wrote after that step."""
+    if not chief:
+        return NullWriter()
+    writer = tf.summary.FileWriter(folder, graph)
+    if step:
+        writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step + 1)
+    return writer
+
+
+def passed(before, after, every):
+    """Whether a count passed a multiple of `every` from before to after (a cluster's global
+    step may jump)."""
+    return after // every > before // every
 
 
 def scalar_summary(*tags_and_values, **values):
