@@ -2,7 +2,8 @@
 process, and the parameter traffic of a step.
 
 Each configuration trains the lecture's model from scratch with one intra- and inter-op
-thread per task (--threads 1): one process; 1, 2 and 3 workers asynchronous; 2 and 3
+thread per task (--threads 1): one process (and, for comparison, one process of 2 threads,
+all of this machine's cores); 1, 2 and 3 workers asynchronous; 2 and 3
 workers --sync; always one parameter server. A worker's log lines give its characters (window
 positions) per second over --skip-step steps; a cluster's speed is the sum over its workers of
 the median of their lines (the first line, warm-up, left out).
@@ -29,16 +30,19 @@ sys.path.insert(0, os.path.join(ROOT, 'bench'))
 
 import common  # noqa: E402
 
-CONFIGS = [('one process', 0, False), ('async, 1 worker', 1, False),
-           ('async, 2 workers', 2, False), ('async, 3 workers', 3, False),
-           ('sync, 2 workers', 2, True), ('sync, 3 workers', 3, True)]
+# (row, workers (0: one process), --sync, threads per task)
+CONFIGS = [('one process', 0, False, 1), ('one process, 2 threads', 0, False, 2),
+           ('async, 1 worker', 1, False, 1), ('async, 2 workers', 2, False, 1),
+           ('async, 3 workers', 3, False, 1), ('sync, 2 workers', 2, True, 1),
+           ('sync, 3 workers', 3, True, 1)]
 
 
-def one_run(workers, sync, args, scratch):
+def one_run(workers, sync, threads, args, scratch):
     """Characters per second, summed over the workers, and the global step reached."""
     folder = tempfile.mkdtemp(dir=scratch)
     script = [sys.executable, os.path.join(ROOT, 'char_rnn.py'), '--data', args.data,
-              '--steps', str(args.steps), '--threads', '1', '--skip-step', str(args.skip),
+              '--steps', str(args.steps), '--threads', str(threads),
+              '--skip-step', str(args.skip),
               '--sample-every', '0', '--eval-every', str(10 * args.steps),
               '--checkpoint-dir', os.path.join(folder, 'ckpt'),
               '--logdir', os.path.join(folder, 'logdir')] + args.extra
@@ -90,8 +94,8 @@ def main():
         weights, stack = parameter_bytes(args)
         out = args.out or os.path.join(ROOT, 'bench', 'results',
                                        'distributed-{}.md'.format(stack))
-        for name, workers, sync in CONFIGS:
-            rate = one_run(workers, sync, args, scratch)
+        for name, workers, sync, threads in CONFIGS:
+            rate = one_run(workers, sync, threads, args, scratch)
             rows.append((name, workers, rate))
             print('{:18} {:>10,.0f} chars/s'.format(name, rate), flush=True)
     single = rows[0][2]
@@ -100,7 +104,8 @@ def main():
                                                           ['bench/distributed.py'] + sys.argv[1:])),
              '- {} CPUs, load average {:.2f} at the start, {:.2f} at the end; {:.0f} s'.format(
                  os.cpu_count(), load, os.getloadavg()[0], time.time() - started),
-             '- every task with --threads 1; one parameter server; {} global steps a run{}'.format(
+             '- every task with --threads 1 (but the second row); one parameter server; '
+             '{} global steps a run{}'.format(
                  args.steps, ' (--quick: tiny model)' if args.quick else ''), '',
              '| run | workers | chars/s (sum over workers) | against one process |',
              '|---|--:|--:|--:|']
