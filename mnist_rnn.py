@@ -687,6 +687,8 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
         def save(status):
             history['status'] = status
+            if not chief:   # only the chief writes
+                return
             now = time.time()
             history['wall_seconds'] += now - wall_start[0]
             wall_start[0] = now
@@ -699,8 +701,6 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
         if chief:
             utils.safe_mkdir(ckpt_dir)
-        else:
-            save = lambda status: history.update(status=status)   # noqa: E731
         try:
             for epoch in train(sess, model, inputs_, labels_, data, args, history, train_writer,
                                test_writer, out, stop, cluster):

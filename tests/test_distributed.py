@@ -422,6 +422,7 @@ def test_mnist_cluster_sigterm_saves_stops_the_worker_and_the_same_command_resum
                           cwd=str(tmp_path), timeout=WAIT).returncode == 0
     argv = mnist_args(tmp_path, data, '--sync', epochs=1000)
     start = mnist_cluster(tmp_path, argv, tasks)
+    epoch = step = None   # where the first attempt stopped
     for attempt in range(2):
         chief = start('worker', 0)
         tasks.append(chief)
