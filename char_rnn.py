@@ -897,7 +897,7 @@ def sample(args, cfg):
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
         with tf.Session(config=utils.session_config(args.threads)) as sess:
-            utils.restore_latest(sess, tf.train.Saver(), model_dir, 'char-rnn')
+            utils.restore_latest(sess, tf.train.Saver(), model_dir, 'char-rnn', ckpt)
             end = resolve_end_marker(args, stored)
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)

@@ -381,7 +381,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
     stop = utils.StopRequest() if stop is None else stop
     chief, task, workers = (True, 0, 1) if cluster is None else (
         cluster.is_chief, cluster.task, cluster.num_workers)
-    per_update = cluster.aggregate if cluster and cluster.sync else 1
+    per_update = cluster.per_update if cluster else 1
     epoch_batches = data['train'].num_examples // args.batch_size
     test_batches = data['test'].num_examples // args.batch_size
     batches = utils.DataSet(data['train'].images[task::workers],
@@ -654,7 +654,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
                     cell, ckpt_dir, str(e).strip().splitlines()[0]))
         if cluster:   # the batches trained, in updates
             done = history['epoch'] * train_batches + history['batch']
-            global_step.load(-(-done // (cluster.aggregate if cluster.sync else 1)), sess)
+            global_step.load(-(-done // cluster.per_update), sess)
 
     if cluster:
         session = cluster.session(saver, start if chief else None)

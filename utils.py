@@ -309,10 +309,11 @@ def restore(sess, saver, path):
         raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
 
 
-def restore_latest(sess, saver, folder, prefix):
-    """restore() of folder's latest checkpoint; one a training run rotates away meanwhile is
-    followed by its newer one. Returns the path restored."""
-    path = latest_checkpoint(folder, prefix)
+def restore_latest(sess, saver, folder, prefix, path=None):
+    """restore() of folder's latest checkpoint (path, when the caller has looked it up); one
+    a training run rotates away meanwhile is followed by its newer one. Returns the path
+    restored."""
+    path = path or latest_checkpoint(folder, prefix)
     while True:
         try:
             restore(sess, saver, path)
@@ -2056,6 +2057,12 @@ class Cluster(object):
         self.host = spec[job][task]
         self.server = self.sync_optimizer = self.stop_flag = None
         self.timeout = FIRST_TIMEOUT
+
+    @property
+    def per_update(self):
+        """Workers' steps (batches) an update of the variables applies: --sync, the
+        gradients it aggregates; async, one."""
+        return self.aggregate if self.sync else 1
 
     def start(self):
         """Prefixes this task's output lines with its name; starts its server (a port in use
