@@ -80,7 +80,7 @@ class LectureConfig(object):
                                 # noise than real text (bench/results/sampling-*.md)
     len_generated = 200         # the lecture's
     skip_step = 1               # the lecture logs every step
-    steps = 5000                # finite, so `make train` ends (~10 min on 2 CPU cores)
+    steps = 5000                # finite, so `make train` ends (~20 min on 2 CPU cores)
     sample_every = 100          # the lecture samples every step: that would dominate the run time
     eval_every = 100            # validation loss and checkpoints this often
     eval_batches = 20           # validation batches averaged per evaluation (0: all)
