@@ -123,7 +123,8 @@ def training_settings(args, cfg, hidden_sizes):
     """What decides the trained model, printed at the start and stored in config.json."""
     names = ('batch_size', 'window', 'lr', 'lr_decay', 'decay_steps', 'warmup', 'clip', 'steps')
     settings = dict(config=args.config or 'lecture', hidden_sizes=list(hidden_sizes),
-                    keep_prob=args.keep_prob, **{name: getattr(cfg, name) for name in names})
+                    keep_prob=args.keep_prob, loss=args.loss,
+                    **{name: getattr(cfg, name) for name in names})
     if not settings['lr_decay']:
         del settings['decay_steps']
     return settings
@@ -201,6 +202,11 @@ def parse_args(argv=None):
                         'projections out of the time loop, gradient written out); lecture: '
                         'MultiRNNCell in dynamic_rnn, as the lecture. The same model, loss, '
                         'gradients and checkpoints; --keep-prob < 1 runs the lecture graph')
+    p.add_argument('--loss', choices=['masked', 'lecture'], default='masked',
+                   help='masked: padded targets add nothing, not even gradients; lecture: its '
+                        'softmax_cross_entropy_with_logits on one-hot labels, which gives a '
+                        'padded target (an all-zero label row) the gradient softmax(logits) '
+                        '(runs the lecture graph)')
     p.add_argument('--keep-prob', type=utils.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
     p.add_argument('--temperature', type=utils.positive_float, default=None,
@@ -338,10 +344,13 @@ def lecture_logits(logits, temp):
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, warmup=0, clip=None, keep_prob=1.0, temperature=0.9,
-                 len_generated=200, sampling='softmax', graph='fast', cluster=None):
+                 len_generated=200, sampling='softmax', graph='fast', loss='masked',
+                 cluster=None):
         self.vocab = vocab
         self.cluster = cluster   # a utils.Cluster: variables on parameter servers
-        self.graph = 'lecture' if keep_prob < 1 else graph   # the fast graph has no dropout
+        self.loss_kind = loss
+        # The fast graph has no dropout, and its loss is the masked one.
+        self.graph = 'lecture' if keep_prob < 1 or loss == 'lecture' else graph
         self.seq = tf.placeholder(tf.int32, [None, None], name='seq')
         # placeholder_with_default: the lecture's constant, which --sample can change.
         self.temp = tf.placeholder_with_default(float(temperature), [], name='temperature')
@@ -387,9 +396,12 @@ class CharRNN(object):
         else:
             targets, logits = self.seq[:, 1:], self.logits[:, :-1]
         mask = tf.cast(targets > 0, tf.float32)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            logits=logits, labels=tf.maximum(targets - 1, 0))
-        self.loss = tf.reduce_sum(loss * mask)
+        if self.loss_kind == 'lecture':   # --loss lecture: the literal loss, to reproduce it
+            self.loss = tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits_v2(
+                labels=seq[:, 1:], logits=logits))
+        else:
+            self.loss = tf.reduce_sum(mask * tf.nn.sparse_softmax_cross_entropy_with_logits(
+                logits=logits, labels=tf.maximum(targets - 1, 0)))
         # Per real character, so runs with other batch sizes and windows compare.
         self.num_targets = tf.reduce_sum(mask)
         self.loss_per_char = self.loss / tf.maximum(self.num_targets, 1.0)
@@ -514,7 +526,7 @@ def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
                     decay_steps=cfg.decay_steps, warmup=cfg.warmup, clip=cfg.clip,
                     keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
-                    sampling=args.sampling, graph=args.graph, cluster=cluster)
+                    sampling=args.sampling, graph=args.graph, loss=args.loss, cluster=cluster)
     model.create_model()
     return model
 
@@ -522,6 +534,16 @@ def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
 # ---------------------------------------------------------------------------
 # Checkpoints: latest and best, with the vocabulary and model shape in config.json.
 # ---------------------------------------------------------------------------
+
+def read_model_dir(model_dir):
+    """(model_dir's config.json as a dict, its latest checkpoint's path prefix), either None
+    when there is none; UserError when unreadable, or a checkpoint has no config.json."""
+    stored, ckpt = read_stored_config(model_dir), utils.latest_checkpoint(model_dir, 'char-rnn')
+    if ckpt and stored is None:
+        raise UserError('{} has a checkpoint but no {} (vocabulary and model shape): not a '
+                        'checkpoint of this script'.format(model_dir, CONFIG_FILE))
+    return stored, ckpt
+
 
 def read_stored_config(model_dir):
     """The model_dir's config.json as a dict, or None when there is none."""
@@ -543,11 +565,6 @@ def read_stored_config(model_dir):
 
 def write_stored_config(model_dir, stored):
     utils.write_json(os.path.join(model_dir, CONFIG_FILE), stored)
-
-
-def latest_checkpoint(model_dir):
-    """The latest checkpoint's path prefix, None if there is none; UserError if unreadable."""
-    return utils.latest_checkpoint(model_dir, 'char-rnn')
 
 
 def resolve_shape(args, stored, model_dir, data=None):
@@ -784,17 +801,15 @@ class Trainer(object):
         if improved:
             self.best = val_loss
             self.sess.run(self.set_best, {self.new_best: val_loss})
-            self.best_saver.save(self.raw_session(), self.best_name, global_step=self.step)
+            self.best_saver.save(utils.raw_session(self.sess, self.cluster), self.best_name,
+                                 global_step=self.step)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
 
     def save_latest(self):
-        return self.saver.save(self.raw_session(), self.checkpoint_name, global_step=self.step)
-
-    def raw_session(self):
-        """The tf.Session a Saver needs (a cluster's MonitoredSession wraps it)."""
-        return self.cluster.raw() if self.cluster else self.sess
+        return self.saver.save(utils.raw_session(self.sess, self.cluster), self.checkpoint_name,
+                               global_step=self.step)
 
 
 def train(args, cfg, cluster=None):
@@ -807,11 +822,7 @@ def train(args, cfg, cluster=None):
 
 
 def train_in(model_dir, args, cfg, cluster=None):
-    stored = read_stored_config(model_dir)
-    ckpt = latest_checkpoint(model_dir)
-    if ckpt and stored is None:
-        raise UserError('{} has a checkpoint but no {} (vocabulary and model shape): not a '
-                        'checkpoint of this script'.format(model_dir, CONFIG_FILE))
+    stored, ckpt = read_model_dir(model_dir)
     encoded = os.path.join(model_dir, ENCODED_FILE)
     text, new = read_corpus(args.data, stored['vocab'] if stored else
                             None if args.vocab == 'auto' else TRUMP_VOCAB, encoded)
@@ -847,13 +858,9 @@ def train_in(model_dir, args, cfg, cluster=None):
                     'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
                     'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
                     'end_marker': end_marker}, training=settings))
-        if cluster:   # the chief initialises or restores the variables on the ps (each time)
-            with cluster.session(trainer.saver, lambda sess: resume(
-                    sess, latest_checkpoint(model_dir))) as sess:
-                return trainer.train(sess)
-        with tf.Session(config=utils.session_config(args.threads)) as sess:
-            sess.run(tf.global_variables_initializer())
-            resume(sess, ckpt)
+        # (A cluster's chief initialises or restores the variables on the ps, each time.)
+        with utils.training_session(cluster, trainer.saver, lambda sess: resume(
+                sess, read_model_dir(model_dir)[1] if cluster else ckpt), args.threads) as sess:
             return trainer.train(sess)
 
 
@@ -884,14 +891,10 @@ def check_same_validation(stored, validation, model_dir):
 
 def sample(args, cfg):
     model_dir = os.path.join(args.checkpoint_dir, args.model)
-    stored = read_stored_config(model_dir)
-    ckpt = latest_checkpoint(model_dir)
+    stored, ckpt = read_model_dir(model_dir)
     if not ckpt:
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
             model_dir, args.model))
-    if stored is None:
-        raise UserError('{} has a checkpoint but no {} (vocabulary and model shape)'.format(
-            model_dir, CONFIG_FILE))
     vocab, _, hidden_sizes = resolve_shape(args, stored, model_dir)
     primes = clean_primes(args.prime, vocab) if args.prime else default_seeds(vocab)
     with tf.Graph().as_default():

@@ -54,7 +54,6 @@ notebook's printed [tst] figure, mean over seeds; the notebook's own in the seco
 from __future__ import print_function
 
 import argparse
-import contextlib
 import itertools
 import os
 import sys
@@ -631,9 +630,6 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
                          global_step=global_step, cluster=cluster)
         saver = tf.train.Saver([v for v in tf.global_variables() if v is not global_step],
                                max_to_keep=2)
-        init = tf.global_variables_initializer()
-    if cluster is None:   # (a MonitoredSession finalizes it after adding its own ops)
-        graph.finalize()
 
     _, train_dir, test_dir = run_dirs(cell, args)
     resumed = history is not None
@@ -656,15 +652,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
             done = history['epoch'] * train_batches + history['batch']
             global_step.load(-(-done // cluster.per_update), sess)
 
-    if cluster:
-        session = cluster.session(saver, start if chief else None)
-    else:
-        session = contextlib.closing(tf.Session(graph=graph,
-                                                config=utils.session_config(args.threads)))
-    with graph.as_default(), session as sess:
-        if cluster is None:
-            sess.run(init)
-            start(sess)
+    with graph.as_default(), utils.training_session(cluster, saver, start, args.threads) as sess:
         if finished:   # a cluster's chief opened the session to tell the workers to stop
             return history
         history['status'] = 'training'
@@ -693,7 +681,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
             history['wall_seconds'] += now - wall_start[0]
             wall_start[0] = now
             if status != 'nan':   # a NaN leaves the last good checkpoint in place
-                path = saver.save(cluster.raw() if cluster else sess,
+                path = saver.save(utils.raw_session(sess, cluster),
                                   os.path.join(ckpt_dir, 'model.ckpt'),
                                   global_step=history['step'], write_meta_graph=False)
                 history['checkpoint'] = os.path.basename(path)

@@ -198,6 +198,30 @@ def session_config(threads=0):
     return config
 
 
+@contextlib.contextmanager
+def training_session(cluster, saver, start, threads=0):
+    """The session a training loop runs in, the variables initialised, then start(session)
+    (which restores a checkpoint): a cluster's MonitoredSession (start runs on the chief,
+    again if the session is made anew), or a tf.Session of the default graph, which is then
+    finalized: a training loop that adds ops grows slower with every step."""
+    if cluster:
+        with cluster.session(saver, start) as sess:
+            yield sess
+        return
+    graph = tf.get_default_graph()
+    init = tf.global_variables_initializer()
+    graph.finalize()
+    with tf.Session(graph=graph, config=session_config(threads)) as sess:
+        sess.run(init)
+        start(sess)
+        yield sess
+
+
+def raw_session(sess, cluster=None):
+    """The tf.Session a Saver needs: a cluster's MonitoredSession wraps it."""
+    return cluster.raw() if cluster else sess
+
+
 # ---------------------------------------------------------------------------
 # Command lines, checkpoints and summaries (both scripts).
 # ---------------------------------------------------------------------------

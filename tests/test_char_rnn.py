@@ -135,9 +135,10 @@ def _gradients(model, sess, batch):
     return sess.run(grads, {model.seq: batch})
 
 
-def test_padding_gets_exactly_zero_gradient():
+@pytest.mark.parametrize('graph', ['fast', 'lecture'])
+def test_padding_gets_exactly_zero_gradient(graph):
     """A padded batch trains exactly as its rows without the padding, to the gradient."""
-    model, sess = make_model('abcdefg', (8, 8), seed=1)
+    model, sess = make_model('abcdefg', (8, 8), seed=1, graph=graph)
     short, full = [1, 5, 2, 7, 3], [2, 2, 6, 1, 4, 3, 5, 7, 1]
     padded = _gradients(model, sess, [short + [0] * 4, full])
     alone = [a + b for a, b in zip(_gradients(model, sess, [short]),
@@ -146,6 +147,27 @@ def test_padding_gets_exactly_zero_gradient():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     # A row that is all padding but its first character has no target: no gradient at all.
     assert all(not np.any(g) for g in _gradients(model, sess, [[3, 0, 0, 0]]))
+
+
+def test_loss_lecture_reproduces_the_padding_gradient():
+    """--loss lecture: a padded target costs nothing but still pulls every weight toward
+    softmax(logits), as the lecture's loss did; the loss values agree with the masked one."""
+    masked, sess = make_model('abcdefg', (8, 8), seed=1)
+    lecture, lecture_sess = make_model('abcdefg', (8, 8), seed=1, loss='lecture')
+    assert lecture.graph == 'lecture'   # the fast graph has only the masked loss
+    batch = [[1, 5, 2, 7, 3, 0, 0, 0, 0], [2, 2, 6, 1, 4, 3, 5, 7, 1]]
+    assert (lecture_sess.run(lecture.loss, {lecture.seq: batch}) ==
+            pytest.approx(sess.run(masked.loss, {masked.seq: batch}), rel=1e-5))
+    # A row that is padding after its first character: loss 0, and yet a gradient.
+    assert lecture_sess.run(lecture.loss, {lecture.seq: [[3, 0, 0, 0]]}) == 0
+    grads = _gradients(lecture, lecture_sess, [[3, 0, 0, 0]])
+    assert all(np.any(g) for g in grads)
+    # The dense bias's: the sum over the three padded positions of softmax(logits).
+    with lecture_sess.graph.as_default():
+        names = [v.op.name for v in tf.trainable_variables()]
+        probs = tf.reduce_sum(tf.nn.softmax(lecture.logits[0, :-1]), 0)
+    want = lecture_sess.run(probs, {lecture.seq: [[3, 0, 0, 0]]})
+    np.testing.assert_allclose(grads[names.index('dense/bias')], want, rtol=1e-5)
 
 
 def test_first_loss_per_char_is_about_ln_vocab_size():
@@ -583,6 +605,20 @@ def test_train_writes_checkpoints_config_and_events(trained):
     assert {'loss_per_char', 'learning_rate', 'gradient_global_norm', 'chars_per_sec'} <= tags['train']
     assert any(tag.startswith('samples') for tag in tags['train'])
     assert 'loss_per_char' in tags['val']
+
+
+def test_a_checkpoint_without_its_config_is_refused_not_guessed(trained, tmp_path, capsys):
+    """Without config.json the vocabulary and shape of a checkpoint are unknown: training
+    and --sample stop with one line and write nothing."""
+    data = copy_trained(trained, tmp_path)
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    (model_dir / 'config.json').unlink()
+    state = files_state(tmp_path / 'ckpt')
+    for extra in ([], ['--sample']):
+        code, out, err = run(tiny_args(tmp_path, data, *extra, steps=9), capsys)
+        assert code == 2 and err.count('\n') == 1
+        assert 'has a checkpoint but no config.json' in err
+        assert files_state(tmp_path / 'ckpt') == state
 
 
 def test_log_lines_and_resume_restore_step_vocabulary_and_best(trained, tmp_path, capsys):
