@@ -255,60 +255,24 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------
-# Data: the lines as one id array (utils.encode_file), their windows offsets into it.
+# Data: the lines as one id array (utils.encode_file), their windows offsets into it
+# (utils.Windows), split into training and validation lines (utils.Corpus).
 # ---------------------------------------------------------------------------
 
-class Corpus(object):
-    """The lines of a utils.EncodedText as windows, split into training and validation lines."""
-
-    def __init__(self, text, window, val_frac, seed, name='the file'):
-        self.vocab, self.dropped = text.vocab, text.dropped
-        self.lines, self.chars, self.kept = text.lines, text.chars, len(text.ids)
-        if not self.kept:
-            raise UserError('no character of {} is in the vocabulary ({} characters); try '
-                            '--vocab auto'.format(name, len(self.vocab)))
-        usable = np.flatnonzero(text.lengths >= 2)   # lines with a character to predict
-        if not len(usable):
-            raise UserError('no line of {} has two or more vocabulary characters: nothing to '
-                            'predict'.format(name))
-        starts = np.cumsum(text.lengths, dtype=np.int64)
-        starts -= text.lengths
-        starts, lengths = starts[usable], text.lengths[usable]
-        del usable
-        # Held-out lines for the validation loss: the same ones for a given --seed.
-        order = np.random.RandomState(seed).permutation(len(starts))
-        n_val = int(round(val_frac * len(starts)))
-        if val_frac > 0:   # at least one validation line, and always one to train on
-            n_val = max(n_val, 1)
-        n_val = min(n_val, len(starts) - 1)
-        self.train, self.val = (utils.Windows(text.ids, starts[part], lengths[part], window)
-                                for part in (order[n_val:], order[:n_val]))
-
-    def describe(self, name, vocab_source):
-        dropped = sum(self.dropped.values())
-        text = ('{}: {:,} lines, {:,} characters; vocabulary {} characters ({}); '
-                '{:,} characters ({:.2%}) outside it dropped').format(
-                    name, self.lines, self.chars, len(self.vocab), vocab_source, dropped,
-                    dropped / max(self.chars, 1))
-        if dropped:
-            text += ', most frequent: ' + ', '.join(
-                '{!r} {:,}'.format(ch, n) for ch, n in self.dropped.most_common(5))
-        return text
-
-
-def num_targets(batch):
-    """Real next-character targets in a batch: each row's characters but its first."""
-    lengths = np.count_nonzero(batch, axis=1)
-    return int(np.maximum(lengths - 1, 0).sum())
-
-
-def pad(rows):
-    """List of id lists -> zero-padded int32 array."""
-    width = max(len(row) for row in rows)
-    batch = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        batch[i, :len(row)] = row
-    return batch
+def read_corpus(path, vocab, encoded):
+    """(utils.EncodedText of path in vocab (None: its own), whether it is newly encoded):
+    from the file `encoded` when that holds it (same data and vocabulary), else from path,
+    downloading the default data file when it is missing."""
+    if os.path.normpath(path) == os.path.normpath(DEFAULT_DATA) and not os.path.exists(path):
+        print('{} is missing: downloading {}'.format(path, DATA_URL), file=sys.stderr)
+        utils.download(DATA_URL, path, DATA_SHA256)
+    if os.path.exists(encoded):
+        text, why_not = utils.load_encoded(encoded, utils.file_sha256(path), vocab)
+        if text:
+            print('{}: encoded in {}'.format(path, encoded))
+            return text, False
+        print('{} is {}: encoding {} again'.format(encoded, why_not, path))
+    return utils.encode_file(path, vocab), True
 
 
 # ---------------------------------------------------------------------------
@@ -504,7 +468,7 @@ class CharRNN(object):
         rows = [utils.vocab_encode(seed, self.vocab) for seed in seeds]
         if not all(rows):
             raise ValueError('a seed has no vocabulary character: {!r}'.format(seeds))
-        feed = {self.seq: pad(rows), self.len_generated: length}
+        feed = {self.seq: utils.pad(rows), self.len_generated: length}
         if temperature is not None:
             feed[self.temp] = temperature
         generated = sess.run(self.generated, feed)
@@ -516,7 +480,7 @@ class CharRNN(object):
     def prime(self, sess, seeds):
         """The state after each seed (a tuple of [len(seeds), size] arrays, one per layer)."""
         rows = [utils.vocab_encode(seed, self.vocab) for seed in seeds]
-        return sess.run(self.out_state, {self.seq: pad(rows)})
+        return sess.run(self.out_state, {self.seq: utils.pad(rows)})
 
 
 def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
@@ -595,22 +559,6 @@ def resolve_shape(args, stored, model_dir, data=None):
 # Training.
 # ---------------------------------------------------------------------------
 
-def read_corpus(path, vocab, encoded):
-    """(utils.EncodedText of path in vocab (None: its own), whether it is newly encoded):
-    from the file `encoded` when that holds it (same data and vocabulary), else from path,
-    downloading the default data file when it is missing."""
-    if os.path.normpath(path) == os.path.normpath(DEFAULT_DATA) and not os.path.exists(path):
-        print('{} is missing: downloading {}'.format(path, DATA_URL), file=sys.stderr)
-        utils.download(DATA_URL, path, DATA_SHA256)
-    if os.path.exists(encoded):
-        text, why_not = utils.load_encoded(encoded, utils.file_sha256(path), vocab)
-        if text:
-            print('{}: encoded in {}'.format(path, encoded))
-            return text, False
-        print('{} is {}: encoding {} again'.format(encoded, why_not, path))
-    return utils.encode_file(path, vocab), True
-
-
 def clean_primes(primes, vocab):
     """The primes without their characters outside vocab (with a warning line); none may be left empty."""
     cleaned = []
@@ -651,7 +599,7 @@ def evaluate(sess, model, batches):
     total, count = 0.0, 0
     for batch in batches:
         total += sess.run(model.loss, {model.seq: batch})
-        count += num_targets(batch)
+        count += utils.num_targets(batch)
     return total / max(count, 1)
 
 
@@ -751,7 +699,7 @@ class Trainer(object):
             batch_loss = results[0]
             self.step = results[1] if self.cluster else iteration + 1   # others' steps count
             self.own_steps += 1
-            targets += num_targets(batch)
+            targets += utils.num_targets(batch)
             positions += batch.size
             loss_sum += batch_loss
             train_time += time.time() - t
@@ -831,7 +779,7 @@ def train_in(model_dir, args, cfg, cluster=None):
     validation = validation_settings(args, cfg, text.sha256)
     if stored is not None:
         check_same_validation(stored, validation, model_dir)
-    corpus = Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
+    corpus = utils.Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
     print(corpus.describe(args.data, vocab_source))
     if end_marker:
         print('samples end after {!r}, the end of every line of the data (--end-marker)'.format(

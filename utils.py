@@ -1178,6 +1178,59 @@ class Windows(object):
                              else min(len(self), limit * batch_size))
 
 
+class Corpus(object):
+    """The lines of an EncodedText (char_rnn.py's corpus) as windows, split into training and validation lines."""
+
+    def __init__(self, text, window, val_frac, seed, name='the file'):
+        self.vocab, self.dropped = text.vocab, text.dropped
+        self.lines, self.chars, self.kept = text.lines, text.chars, len(text.ids)
+        if not self.kept:
+            raise UserError('no character of {} is in the vocabulary ({} characters); try '
+                            '--vocab auto'.format(name, len(self.vocab)))
+        usable = np.flatnonzero(text.lengths >= 2)   # lines with a character to predict
+        if not len(usable):
+            raise UserError('no line of {} has two or more vocabulary characters: nothing to '
+                            'predict'.format(name))
+        starts = np.cumsum(text.lengths, dtype=np.int64)
+        starts -= text.lengths
+        starts, lengths = starts[usable], text.lengths[usable]
+        del usable
+        # Held-out lines for the validation loss: the same ones for a given --seed.
+        order = np.random.RandomState(seed).permutation(len(starts))
+        n_val = int(round(val_frac * len(starts)))
+        if val_frac > 0:   # at least one validation line, and always one to train on
+            n_val = max(n_val, 1)
+        n_val = min(n_val, len(starts) - 1)
+        self.train, self.val = (Windows(text.ids, starts[part], lengths[part], window)
+                                for part in (order[n_val:], order[:n_val]))
+
+    def describe(self, name, vocab_source):
+        dropped = sum(self.dropped.values())
+        text = ('{}: {:,} lines, {:,} characters; vocabulary {} characters ({}); '
+                '{:,} characters ({:.2%}) outside it dropped').format(
+                    name, self.lines, self.chars, len(self.vocab), vocab_source, dropped,
+                    dropped / max(self.chars, 1))
+        if dropped:
+            text += ', most frequent: ' + ', '.join(
+                '{!r} {:,}'.format(ch, n) for ch, n in self.dropped.most_common(5))
+        return text
+
+
+def num_targets(batch):
+    """Real next-character targets in a batch: each row's characters but its first."""
+    lengths = np.count_nonzero(batch, axis=1)
+    return int(np.maximum(lengths - 1, 0).sum())
+
+
+def pad(rows):
+    """List of id lists -> zero-padded int32 array."""
+    width = max(len(row) for row in rows)
+    batch = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        batch[i, :len(row)] = row
+    return batch
+
+
 class _FixedBatches(collections.abc.Sequence):
     def __init__(self, windows, size, stop):
         self.windows, self.size, self.stop = windows, size, stop

@@ -5,7 +5,7 @@ public functions and classes and timing the step its training loop runs, so a
 change of the scripts' interface is fixed here only.
 
     char_rnn:  parse_args, make_config, build_model -> CharRNN (seq, loss, opt,
-               generate), TRUMP_VOCAB, Corpus(...).train.batches, default_seeds
+               generate), TRUMP_VOCAB, default_seeds; its utils.Corpus(...).train.batches
     mnist_rnn: MnistRnn (optimize, loss, accuracy), DataSet(...).batches,
                NotebookConfig, INPUT_UNITS, MAX_SEQ_LEN
 """
@@ -45,9 +45,9 @@ def _char_model(char_rnn, tweets, seed, graph='fast'):
 
 def char_training(char_rnn, tweets, seed=0, graph='fast'):
     """(config, CharRNN, its training batches): what char_rnn.py's training loop runs."""
-    from utils import encode_file
+    utils = char_rnn.utils   # (the script's own, which may be another checkout's)
     args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
-    corpus = char_rnn.Corpus(encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
+    corpus = utils.Corpus(utils.encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
     return cfg, model, corpus.train.batches(cfg.batch_size, np.random.RandomState(seed))
 
 

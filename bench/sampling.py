@@ -73,7 +73,7 @@ def main(argv=None):
     rare = {ch for ch in vocab if counts[ch] / total < RARE}
     corpus_rare = sum(counts[ch] for ch in rare) / total
     validation = stored.get('validation', {})
-    corpus = char_rnn.Corpus(utils.encode_lines(lines, vocab), 50,
+    corpus = utils.Corpus(utils.encode_lines(lines, vocab), 50,
                              validation.get('val_frac', 0.05), validation.get('seed', 0))
     seeds = char_rnn.default_seeds(vocab)
     rows = []
@@ -92,7 +92,7 @@ def main(argv=None):
                 for _ in range(args.rounds):
                     batch = model.generate(sess, seeds, args.length, temperature=temperature,
                                            end=stored.get('end_marker', ''))
-                    picked = target_probabilities(sess, model, char_rnn.pad(
+                    picked = target_probabilities(sess, model, utils.pad(
                         [utils.vocab_encode(text, vocab) for text in batch]))
                     # The generated characters' targets: after each seed's last character.
                     probs += [row[len(seed) - 1:len(text) - 1]

@@ -349,13 +349,13 @@ def test_priming_uses_the_whole_seed():
 
 def test_out_of_vocabulary_characters_are_counted(tmp_path):
     lines = utils.read_lines(write_corpus(tmp_path / 'c.txt'))
-    corpus = char_rnn.Corpus(utils.encode_lines(lines, char_rnn.TRUMP_VOCAB), 20, 0.1, 0)
+    corpus = utils.Corpus(utils.encode_lines(lines, char_rnn.TRUMP_VOCAB), 20, 0.1, 0)
     text = '\n'.join(lines)
     assert corpus.dropped == {'!': text.count('!'), '&': text.count('&')}
     assert corpus.kept == len(text) - text.count('\n') - text.count('!') - text.count('&')
     described = corpus.describe('c.txt', 'trump')
     assert "'!' {}".format(text.count('!')) in described and "'&'" in described
-    auto = char_rnn.Corpus(utils.encode_lines(lines), 20, 0.1, 0)
+    auto = utils.Corpus(utils.encode_lines(lines), 20, 0.1, 0)
     assert not auto.dropped and '!' in auto.vocab and '\U0001f4c8' in auto.vocab
 
 
@@ -363,7 +363,7 @@ def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_pat
     lines = ['{:03d} {}'.format(i, line)   # a tag at the start of each line's first window
              for i, line in enumerate(utils.read_lines(write_corpus(tmp_path / 'c.txt', 60)))]
     text = utils.encode_lines(lines, char_rnn.TRUMP_VOCAB)
-    corpus = char_rnn.Corpus(text, 10, 0.2, 0)
+    corpus = utils.Corpus(text, 10, 0.2, 0)
     train = corpus.train
     assert corpus.val.n_lines == 12 and train.n_lines == 48
     batches = train.batches(7, np.random.RandomState(1))
@@ -378,9 +378,9 @@ def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_pat
         return {text[:3] for text in texts if re.match(r'\d{3} ', text)}
     assert len(tags(corpus.val)) == 12 and len(tags(train)) == 48
     assert not tags(corpus.val) & tags(train)
-    again = char_rnn.Corpus(text, 10, 0.2, 0)
+    again = utils.Corpus(text, 10, 0.2, 0)
     assert tags(again.val) == tags(corpus.val)
-    assert tags(char_rnn.Corpus(text, 10, 0.2, 1).val) != tags(corpus.val)
+    assert tags(utils.Corpus(text, 10, 0.2, 1).val) != tags(corpus.val)
 
 
 def all_windows(windows):
@@ -409,7 +409,7 @@ class OldCorpus(object):
         self.train = OldWindows([usable[i] for i in order[n_val:]], window)
         self.val = OldWindows([usable[i] for i in order[:n_val]], window)
 
-    describe = char_rnn.Corpus.describe
+    describe = utils.Corpus.describe
 
 
 class OldWindows(object):
@@ -501,7 +501,7 @@ def test_new_pipeline_splits_and_batches_as_the_old_one(vocab, lines, window, va
     old_vocab = char_rnn.TRUMP_VOCAB if vocab == 'trump' else old_auto_vocab(text_lines)
     old = OldCorpus(text_lines, old_vocab, window, val_frac, seed=3)
     text = utils.encode_file(path, char_rnn.TRUMP_VOCAB if vocab == 'trump' else None, block)
-    new = char_rnn.Corpus(text, window, val_frac, 3)
+    new = utils.Corpus(text, window, val_frac, 3)
     assert text.vocab == old_vocab and text.sha256 == utils.sha256_of(path)
     assert text.ids.dtype == (np.uint16 if vocab == 'wide' else np.uint8)
     assert new.describe('c', vocab) == old.describe('c', vocab)
@@ -549,8 +549,9 @@ MEASURE_MEMORY = '''
 import sys
 import numpy as np
 import char_rnn
+import utils
 text, _ = char_rnn.read_corpus(sys.argv[1], None, sys.argv[1] + '.encoded')
-corpus = char_rnn.Corpus(text, 50, 0.05, 0)
+corpus = utils.Corpus(text, 50, 0.05, 0)
 batches = corpus.train.batches(64, np.random.RandomState(0))
 for _ in range(3):
     next(batches)
