@@ -14,6 +14,7 @@ flag away. Runs on TensorFlow 1.15 and, through tensorflow.compat.v1 in graph mo
     python char_rnn.py --sample --sampling lecture      # the lecture's literal sampling, T 1.5
     python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text file
     python char_rnn.py --graph lecture          # the lecture's dynamic_rnn graph, the same model
+    python char_rnn.py --loss lecture           # the lecture's loss: padding gets gradients
     tensorboard --logdir logdir
 
 Results (the tweets, lecture settings, --seed 0; validation loss in nats per character over
