@@ -4,7 +4,7 @@
     python bench/run.py                             # the stack of this interpreter
     python bench/run.py --quick                     # smoke test: few steps, 2 repeats
     python bench/run.py --only char/lecture,gen     # a subset (names or prefixes; --list)
-    python bench/run.py --only char/lecture+embed+xla   # any combination of lecture levers
+    python bench/run.py --only char/lecture+fused   # the lecture graph with the GRUBlockCell kernel
 
 Every case runs in its own subprocess (a fresh graph; 2 intra-op and 2
 inter-op threads, OMP/MKL 2, torch 2), times `repeats` blocks of steps after a
@@ -51,16 +51,10 @@ STEP_MATMULS_QUICK = dict(iterations=500, runs=1, repeats=2, warmup=1)
 TIMEOUT = 900       # seconds for one case before it is killed
 TIMEOUT_QUICK = 300
 
-LEVER_CASES = [('numpy',), ('inter1',), ('xla',), ('fused',), ('hoist',), ('embed',),
-               ('fused', 'numpy'), ('embed', 'numpy'), ('embed', 'fused', 'numpy')]
-LEVER_LABELS = {
-    'numpy': 'batches prepared ahead in numpy',
-    'inter1': 'session inter_op threads 1',
-    'xla': 'XLA JIT (global_jit_level ON_1)',
-    'fused': 'fused GRUBlockCell kernel',
-    'hoist': 'layer-1 input projection hoisted out of the loop',
-    'embed': 'hoisted layer-1 projection as embedding lookup',
-}
+# The lecture graph's levers (bench/lecture_char_rnn.py). The others measured there were level
+# or slower and are gone: bench/results/2026-11-23-levers/.
+LEVER_CASES = [('fused',)]
+LEVER_LABELS = {'fused': 'fused GRUBlockCell kernel'}
 MNIST_CELLS = ('basic_rnn', 'basic_lstm', 'lstm', 'gru', 'ln_basic_lstm')
 # tf.keras' own cells, for reference beside the notebook's cell of the same kind.
 KERAS_FOR_CELL = {'basic_rnn': ('simple_rnn', 'SimpleRNN'), 'lstm': ('lstm', 'LSTM'),
@@ -89,11 +83,8 @@ def lever_case(levers, quick, tweets):
     name = 'char/lecture+' + '+'.join(levers)
     label = 'lecture + ' + ' + '.join(LEVER_LABELS[lever] for lever in levers)
     params = dict(CHAR_QUICK if quick else CHAR, tweets=tweets, levers=list(levers))
-    # XLA's auto-clustering covers CPU only with --tf_xla_cpu_global_jit.
-    xla = {'TF_XLA_FLAGS': '--tf_xla_auto_jit=1 --tf_xla_cpu_global_jit'}
-    env = xla if 'xla' in levers else None
     return Case(name, 'char', label, 'lecture_char_rnn', 'bench_train', params,
-                baseline='char/lecture', env=env)
+                baseline='char/lecture')
 
 
 def all_cases(quick, tweets):
@@ -443,10 +434,10 @@ def render(runs, cases_by_name, results_dir):
                 + ' = {:,} with V = {} (the lecture\'s one-hot depth; the same nominal count for '
                 'every row, whatever it computes). Characters per second = 64 x 50 window '
                 'positions per step / seconds per step.'.format(flops_per_char, len(common.VOCAB)),
-                '', 'Levers (opt-in variants of the lecture graph in bench/lecture_char_rnn.py): '
-                'fused, hoist and embed compute the lecture\'s loss and gradients for the same '
-                'weights (tests/test_bench_levers.py); numpy, inter1 and xla change how the same '
-                'graph is fed or run. tf.keras and PyTorch: one-hot of depth V + 1, their '
+                '', 'lecture + fused: the lecture graph with the GRUBlockCell kernel, the same '
+                'loss and gradients for the same weights (tests/test_bench_levers.py); the '
+                'other levers of the lecture graph, level or slower: '
+                'bench/results/2026-11-23-levers/. tf.keras and PyTorch: one-hot of depth V + 1, their '
                 'default GRU (reset_after formulation), same sizes, batch, window, summed loss '
                 'and Adam.', '', 'char_rnn.py: the model of its build_model (lecture config, '
                 'trump vocabulary), its own batches (numpy windows of every line), the '
