@@ -182,6 +182,7 @@ def run_child(case, log_path, timeout):
                '--module', case.module, '--func', case.func,
                '--params', json.dumps(case.params), '--result', result_path]
     load = os.getloadavg()[0]
+    busy = busy_cpu_seconds()
     start = time.time()
     with open(log_path, 'w') as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -205,6 +206,9 @@ def run_child(case, log_path, timeout):
         process.returncode = os.waitstatus_to_exitcode(status) if hasattr(
             os, 'waitstatus_to_exitcode') else (status >> 8 if os.WIFEXITED(status) else -1)
     wall = time.time() - start
+    # The CPU time of everything but the child while it ran, in cores (its own 2 threads
+    # show in the load average for a minute after it ends: that is no other process).
+    others = (busy_cpu_seconds() - busy - usage.ru_utime - usage.ru_stime) / max(wall, 1e-9)
     out = {}
     if os.path.exists(result_path):
         with open(result_path) as f:
@@ -214,8 +218,20 @@ def run_child(case, log_path, timeout):
     elif process.returncode != 0 and 'error' not in out:
         out = {'error': 'exit code {}: {}'.format(process.returncode, last_line(log_path))}
     out.update(wall_s=round(wall, 1), rss_mb=round(usage.ru_maxrss / 1024.0, 1),
-               load=round(load, 2), params=case.params, log=os.path.relpath(log_path, ROOT))
+               load=round(load, 2), others=round(max(others, 0.0), 2), params=case.params,
+               log=os.path.relpath(log_path, ROOT))
     return out
+
+
+def busy_cpu_seconds():
+    """CPU seconds the machine has spent busy since boot, every core (/proc/stat), or 0."""
+    try:
+        with open('/proc/stat') as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = sum(fields[3:5])   # idle and iowait; guest time is counted in user already
+    return (sum(fields[:8]) - idle) / float(os.sysconf('SC_CLK_TCK'))
 
 
 def last_line(path):
@@ -458,19 +474,21 @@ def render(runs, cases_by_name, results_dir):
     if notes:
         lines += ['## Notes', ''] + ['{}. {}'.format(i + 1, n) for i, n in enumerate(notes)] + ['']
     lines += ['## Raw blocks', '', 'Seconds per timed block, the block\'s size, the row\'s wall '
-              'time (start-up included) and the 1-minute load average when it started (above ~0.3 '
-              'something else was running: expect noise).', '',
-              '| stack | benchmark | block | seconds per block | wall s | load |',
-              '|---|---|---|---|--:|--:|']
+              'time (start-up included), the 1-minute load average when it started (the rows '
+              'before it count there for a minute), and "others": the CPU time every other '
+              'process took while the row ran, in cores (of 2; above ~0.1 something else was '
+              'running: expect noise).', '',
+              '| stack | benchmark | block | seconds per block | wall s | load | others |',
+              '|---|---|---|---|--:|--:|--:|']
     for s in stacks:
         for name in runs[s]['order']:
             r = runs[s]['results'].get(name)
             if ok(r):
                 size = ('{:.3g} FLOPs'.format(r['units']) if r['unit'] == 'flop' else
                         '{} {}{}'.format(r['units'], r['unit'], 's' if r['units'] != 1 else ''))
-                lines.append('| {} | {} | {} | {} | {} | {} |'.format(
+                lines.append('| {} | {} | {} | {} | {} | {} | {} |'.format(
                     STACK_NAMES[s], name, size, ' '.join('{:.3f}'.format(x) for x in r['seconds']),
-                    r['wall_s'], r.get('load', '')))
+                    r['wall_s'], r.get('load', ''), r.get('others', '')))
     return '\n'.join(lines) + '\n'
 
 
@@ -572,7 +590,9 @@ def main(argv=None):
             print('{:>12s} {:9s} {}  RSS {:.0f} MB  ({:.0f} s)'.format(
                 display(r, 'median'), {'char': 'chars/s', 'flop': 'GFLOP/s', 'step': 'ms/step',
                                        'run': 's/run'}[r['unit']],
-                '' if x is None else 'x{:.2f}'.format(x), r['rss_mb'], r['wall_s']))
+                '' if x is None else 'x{:.2f}'.format(x), r['rss_mb'], r['wall_s'])
+                + ('  others {:.2f} cores: noisy'.format(r['others'])
+                   if r.get('others', 0) > 0.1 else ''))
         else:
             print('skipped: ' + r['skipped'] if 'skipped' in r else
                   'FAILED: {} (log: {})'.format(r.get('error'), r['log']))
