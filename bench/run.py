@@ -572,10 +572,12 @@ def main(argv=None):
                    ' ' + a for a in (sys.argv[1:] if argv is None else argv)))
     print('{} benchmarks on {} (TensorFlow {}), logs in {}'.format(
         len(chosen), STACK_NAMES[stack], info['tensorflow'], os.path.relpath(logs, ROOT)))
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print('note: load average {:.2f}: other processes are running, figures will be '
-              'noisy'.format(load))
+    busy = busy_cpu_seconds()
+    time.sleep(2)   # what runs now (the load average still counts the last minute)
+    others = (busy_cpu_seconds() - busy) / 2
+    if others > 0.2:
+        print('note: other processes take {:.1f} of {} cores: figures will be noisy'.format(
+            others, os.cpu_count()))
     timeout = TIMEOUT_QUICK if args.quick else TIMEOUT
     for case in chosen:
         print('  {:34s}'.format(case.name), end=' ', flush=True)
