@@ -1,11 +1,12 @@
-"""Where a char_rnn training step goes: ops executed and the share of matmuls.
+"""Where a char_rnn training step and a generation go: ops executed and the share of matmuls.
 
 One traced step (RunMetadata, FULL_TRACE) of each graph after a warm-up: the lecture's own
 graph (bench/lecture_char_rnn.py), char_rnn.py --graph lecture, and char_rnn.py's default
 fast graph. "ops" counts the kernels the executor ran (loop machinery included); kernel ms
 sums every kernel's time in that step (kernels on two threads overlap, so the sum exceeds
 the step), matmul ms the MatMul kernels' part, and "matmul share" the ratio (tracing slows
-every op a little: read these as shares, not as speeds).
+every op a little: read these as shares, not as speeds). Then the same for one call of
+char_rnn.py's generate(): the lecture's 11 seeds, 200 characters each, in one in-graph loop.
 
     python bench/op_count.py        # writes bench/results/op-count-<stack>.md
 """
@@ -40,6 +41,16 @@ def project_graph(tweets, graph):
     import project
     _, model, batches = project.char_training(char_rnn, tweets, graph=graph)
     return model.seq, [model.loss, model.opt], lambda i: next(batches)
+
+
+def generation_graph(tweets):
+    import char_rnn
+    args = char_rnn.parse_args([])
+    cfg = char_rnn.make_config(args)
+    model = char_rnn.build_model(char_rnn.TRUMP_VOCAB, cfg.hidden_sizes, args, cfg)
+    seeds = utils.pad([utils.vocab_encode(seed, model.vocab)
+                       for seed in char_rnn.default_seeds(model.vocab)])
+    return model.seq, model.generated, lambda i: seeds
 
 
 def trace(build, tweets, warmup=5, timed=10):
@@ -86,6 +97,8 @@ def main():
         r = trace(build, tweets)
         results.append((label, r))
         print(label, r, flush=True)
+    generation = trace(generation_graph, tweets, warmup=2, timed=5)
+    print('generation', generation, flush=True)
     load = os.getloadavg()[0]
     lines = ['# One char_rnn training step: ops and matmul share ({}, TensorFlow {})'.format(
                  utils.STACK, tf.__version__), '',
@@ -99,6 +112,18 @@ def main():
         lines.append('| {} | {:,} | {:,} | {:,} | {:.0f} | {:.0f} | {:.0%} | {:.3f} |'.format(
             label, r['ops'], r['loop_ops'], r['matmuls'], r['kernel_ms'], r['matmul_ms'],
             r['matmul_share'], r['seconds']))
+    g, chars = generation, common.LEN_GENERATED
+    lines += ['', '## One generate() call: {} seeds x {} characters'.format(
+                  len(common.SEEDS), chars), '',
+              '| graph | ops per character | of them loop machinery | matmul kernels per '
+              'character | kernel ms (all, summed) | matmul ms | matmul share | s/run |',
+              '|---|--:|--:|--:|--:|--:|--:|--:|',
+              '| char_rnn.py generate() (in-graph loop, the lecture\'s cells) | {:.0f} | {:.0f} | '
+              '{:.1f} | {:.0f} | {:.0f} | {:.0%} | {:.3f} |'.format(
+                  g['ops'] / chars, g['loop_ops'] / chars, g['matmuls'] / chars, g['kernel_ms'],
+                  g['matmul_ms'], g['matmul_share'], g['seconds']),
+              '', 'Removing every op but the matmuls would make generation at most 1 / '
+              '(matmul share) times faster.']
     out = os.path.join(ROOT, 'bench', 'results', 'op-count-{}.md'.format(utils.STACK))
     with open(out, 'w') as f:
         f.write('\n'.join(lines) + '\n')
