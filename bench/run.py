@@ -51,10 +51,6 @@ STEP_MATMULS_QUICK = dict(iterations=500, runs=1, repeats=2, warmup=1)
 TIMEOUT = 900       # seconds for one case before it is killed
 TIMEOUT_QUICK = 300
 
-# The lecture graph's levers (bench/lecture_char_rnn.py). The others measured there were level
-# or slower and are gone: bench/results/2026-11-23-levers/.
-LEVER_CASES = [('fused',)]
-LEVER_LABELS = {'fused': 'fused GRUBlockCell kernel'}
 MNIST_CELLS = ('basic_rnn', 'basic_lstm', 'lstm', 'gru', 'ln_basic_lstm')
 # tf.keras' own cells, for reference beside the notebook's cell of the same kind.
 KERAS_FOR_CELL = {'basic_rnn': ('simple_rnn', 'SimpleRNN'), 'lstm': ('lstm', 'LSTM'),
@@ -78,15 +74,6 @@ class Case(object):
         self.baseline, self.stacks, self.env = baseline, stacks, env or {}
 
 
-def lever_case(levers, quick, tweets):
-    levers = tuple(levers)
-    name = 'char/lecture+' + '+'.join(levers)
-    label = 'lecture + ' + ' + '.join(LEVER_LABELS[lever] for lever in levers)
-    params = dict(CHAR_QUICK if quick else CHAR, tweets=tweets, levers=list(levers))
-    return Case(name, 'char', label, 'lecture_char_rnn', 'bench_train', params,
-                baseline='char/lecture')
-
-
 def all_cases(quick, tweets):
     char = dict(CHAR_QUICK if quick else CHAR, tweets=tweets)
     mnist = MNIST_QUICK if quick else MNIST
@@ -103,8 +90,12 @@ def all_cases(quick, tweets):
         Case('char/project+lecture-graph', 'char', 'char_rnn.py --graph lecture, generation off',
              'project', 'char_train', dict(char, graph='lecture'), baseline='char/lecture'),
     ]
-    cases += [lever_case(levers, quick, tweets) for levers in LEVER_CASES]
     cases += [
+        # The lecture graph's one lever left (bench/lecture_char_rnn.py); the others measured
+        # there were level or slower and are gone: bench/results/2026-11-23-levers/.
+        Case('char/lecture+fused', 'char', 'lecture + fused GRUBlockCell kernel',
+             'lecture_char_rnn', 'bench_train', dict(char, levers=['fused']),
+             baseline='char/lecture'),
         Case('char/keras', 'char', 'tf.keras Model.fit (TF2 eager + tf.function)', 'peers',
              'keras_char_train', dict(char), baseline='char/lecture', stacks=('tf2',)),
         Case('char/torch', 'char', 'PyTorch CPU (torch.nn.GRU)', 'peers', 'torch_char_train',
@@ -134,7 +125,7 @@ def all_cases(quick, tweets):
     return cases
 
 
-def select(cases, only, quick, tweets):
+def select(cases, only):
     """The cases whose name matches one of the comma-separated patterns (name, prefix or glob)."""
     if not only:
         return cases
@@ -142,13 +133,6 @@ def select(cases, only, quick, tweets):
     for pattern in [p.strip() for p in only.split(',') if p.strip()]:
         matched = [c for c in cases if fnmatch.fnmatchcase(c.name, pattern)
                    or c.name == pattern or c.name.startswith(pattern.rstrip('/') + '/')]
-        if not matched and pattern.startswith('char/lecture+'):
-            levers = pattern[len('char/lecture+'):].split('+')
-            unknown = [lever for lever in levers if lever not in LEVER_LABELS]
-            if unknown:
-                raise LookupError('unknown lever(s) {} (known: {})'.format(
-                    ', '.join(unknown), ', '.join(sorted(LEVER_LABELS))))
-            matched = [lever_case(levers, quick, tweets)]
         if not matched:
             raise LookupError('no benchmark matches {!r} (see --list)'.format(pattern))
         for case in matched:
@@ -511,7 +495,7 @@ def main(argv=None):
                         help='smoke test: few steps, 2 repeats; results under bench/results/quick/')
     parser.add_argument('--only', metavar='NAMES',
                         help='comma-separated benchmark names, prefixes (char, mnist/notebook) or '
-                             'globs; char/lecture+LEVER+... builds any lever combination')
+                             'globs')
     parser.add_argument('--tweets', metavar='PATH',
                         help='tweets for the char benchmarks (default data/trump_tweets.txt, else '
                              '../shared/data/trump_tweets.txt, else a synthetic corpus)')
@@ -546,10 +530,9 @@ def main(argv=None):
         for case in cases:
             print('{:28s} {}{}'.format(case.name, case.label, '' if case.stacks == STACKS
                                        else ' [{} only]'.format(', '.join(case.stacks))))
-        print('char/lecture+LEVER[+LEVER...]  any combination of: ' + ', '.join(LEVER_LABELS))
         return 0
     try:
-        chosen = select(cases, args.only, args.quick, tweets)
+        chosen = select(cases, args.only)
     except LookupError as e:
         parser.error(str(e))
     if args.repeats:
@@ -607,13 +590,7 @@ def main(argv=None):
         if os.path.exists(path):
             with open(path) as f:
                 runs[s] = json.load(f)
-    by_name = {c.name: c for c in cases}
-    for s in runs:  # lever combinations built by --only
-        for name in runs[s]['order']:
-            if name not in by_name and name.startswith('char/lecture+'):
-                levers = name[len('char/lecture+'):].split('+')
-                by_name[name] = lever_case(levers, args.quick, tweets)
-    text = render(runs, by_name, results_dir)
+    text = render(runs, {c.name: c for c in cases}, results_dir)
     out = args.out or (os.path.join(results_dir, 'BENCHMARKS.md') if args.quick or args.results
                        else os.path.join(ROOT, 'BENCHMARKS.md'))
     with open(out, 'w') as f:
