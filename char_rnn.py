@@ -374,17 +374,8 @@ class CharRNN(object):
         # with temperature temp. It works equally well without tf.exp
         # (It does not: exp(logits / temp) taken as logits; see sample_ids, lecture_logits.)
         self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling)
-        if self.lr_decay == 'cosine':
-            self.learning_rate = tf.train.cosine_decay(self.lr, self.gstep, self.decay_steps,
-                                                       alpha=0.1)
-        elif self.lr_decay:
-            self.learning_rate = tf.train.exponential_decay(
-                self.lr, self.gstep, self.decay_steps, self.lr_decay, staircase=True)
-        else:
-            self.learning_rate = tf.constant(self.lr)
-        if self.warmup:
-            self.learning_rate *= tf.minimum(1.0, tf.cast(self.gstep + 1, tf.float32) /
-                                             self.warmup)
+        self.learning_rate = utils.learning_rate(self.lr, self.gstep, self.lr_decay,
+                                                 self.decay_steps, self.warmup)
         grads_and_vars, self.grad_norm = utils.clip_gradients(
             self.loss, tf.trainable_variables(), self.clip)
         self.grads_and_vars = utils.check_numerics(grads_and_vars)   # what the update applies
@@ -477,11 +468,6 @@ class CharRNN(object):
         if end:   # what follows the end of a line was never trained: noise
             texts = [text[:text.index(end) + len(end)] if end in text else text for text in texts]
         return [seed + text for seed, text in zip(seeds, texts)]
-
-    def prime(self, sess, seeds):
-        """The state after each seed (a tuple of [len(seeds), size] arrays, one per layer)."""
-        rows = [utils.vocab_encode(seed, self.vocab) for seed in seeds]
-        return sess.run(self.out_state, {self.seq: utils.pad(rows)})
 
 
 def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
@@ -771,7 +757,7 @@ def train(args, cfg, cluster=None):
 
 
 def train_in(model_dir, args, cfg, cluster=None):
-    stored, ckpt = read_model_dir(model_dir)
+    stored = read_model_dir(model_dir)[0]
     encoded = os.path.join(model_dir, ENCODED_FILE)
     text, new = read_corpus(args.data, stored['vocab'] if stored else
                             None if args.vocab == 'auto' else TRUMP_VOCAB, encoded)
@@ -794,7 +780,8 @@ def train_in(model_dir, args, cfg, cluster=None):
         model = build_model(vocab, hidden_sizes, args, cfg, cluster)
         trainer = Trainer(model, cfg, args, corpus, model_dir, end_marker, cluster)
 
-        def resume(sess, ckpt):
+        def resume(sess):   # (a cluster's chief: each time it makes the session anew)
+            ckpt = utils.latest_checkpoint(model_dir, 'char-rnn')
             if ckpt:
                 utils.restore(sess, trainer.saver, ckpt)
                 step, best = sess.run([model.gstep, model.best_val_loss])
@@ -807,9 +794,7 @@ def train_in(model_dir, args, cfg, cluster=None):
                     'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
                     'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
                     'end_marker': end_marker}, training=settings))
-        # (A cluster's chief initialises or restores the variables on the ps, each time.)
-        with utils.training_session(cluster, trainer.saver, lambda sess: resume(
-                sess, read_model_dir(model_dir)[1] if cluster else ckpt), args.threads) as sess:
+        with utils.training_session(cluster, trainer.saver, resume, args.threads) as sess:
             return trainer.train(sess)
 
 

@@ -1179,7 +1179,8 @@ class Windows(object):
 
 
 class Corpus(object):
-    """The lines of an EncodedText (char_rnn.py's corpus) as windows, split into training and validation lines."""
+    """The lines of an EncodedText (char_rnn.py's corpus) as windows, split into training
+    and validation lines."""
 
     def __init__(self, text, window, val_frac, seed, name='the file'):
         self.vocab, self.dropped = text.vocab, text.dropped
@@ -1389,6 +1390,21 @@ def load_encoded(path, sha256, vocab=None):
 # ---------------------------------------------------------------------------
 # Gradients.
 # ---------------------------------------------------------------------------
+
+def learning_rate(lr, step, decay=None, decay_steps=1000, warmup=0):
+    """The learning rate at global step `step`: lr, times `decay` every decay_steps steps
+    (tf.train.exponential_decay, staircase), or with decay 'cosine' down to a tenth of lr at
+    decay_steps (tf.train.cosine_decay); raised linearly over the first `warmup` steps."""
+    if decay == 'cosine':
+        rate = tf.train.cosine_decay(lr, step, decay_steps, alpha=0.1)
+    elif decay:
+        rate = tf.train.exponential_decay(lr, step, decay_steps, decay, staircase=True)
+    else:
+        rate = tf.constant(lr)
+    if warmup:
+        rate *= tf.minimum(1.0, tf.cast(step + 1, tf.float32) / warmup)
+    return rate
+
 
 def clip_gradients(loss, var_list, max_norm=None):
     """tf.gradients + tf.clip_by_global_norm (the lecture's tip).

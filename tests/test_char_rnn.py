@@ -335,11 +335,16 @@ def test_in_graph_generation_draws_as_the_lectures_loop():
 
 def test_priming_uses_the_whole_seed():
     model, sess = make_model('abcd', (8, 8))
-    short, long_, other = np.concatenate(model.prime(sess, ['b', 'aab', 'dcb']), axis=1)
+
+    def prime(seeds):   # the state generate() starts from: both layers', a row per seed
+        rows = [utils.vocab_encode(seed, model.vocab) for seed in seeds]
+        return np.concatenate(sess.run(model.out_state, {model.seq: utils.pad(rows)}), axis=1)
+
+    short, long_, other = prime(['b', 'aab', 'dcb'])
     assert not np.allclose(short, long_, atol=1e-4)    # the lecture fed only the last 'b'
     assert not np.allclose(long_, other, atol=1e-4)
     # Padding a short seed in a batch with longer ones leaves its state as if alone.
-    alone = np.concatenate(model.prime(sess, ['b']), axis=1)[0]
+    alone = prime(['b'])[0]
     np.testing.assert_allclose(short, alone, atol=1e-6)
 
 
