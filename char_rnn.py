@@ -139,7 +139,10 @@ def make_config(args):
                  'eval_batches', 'summary_every'):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
-    if cfg.lr_decay == 'cosine' and args.decay_steps is None and cfg.steps:
+    if cfg.lr_decay == 'cosine' and args.decay_steps is None:
+        if not cfg.steps:   # the cosine ends with the run, and this run has no end
+            raise UserError('--lr-decay cosine needs an end: --steps N, or --decay-steps N '
+                            '(the rate then stays at a tenth after step N)')
         cfg.decay_steps = cfg.steps   # the cosine ends with the run
     if args.length is not None:
         cfg.len_generated = args.length
@@ -379,6 +382,8 @@ class CharRNN(object):
         grads_and_vars, self.grad_norm = utils.clip_gradients(
             self.loss, tf.trainable_variables(), self.clip)
         self.grads_and_vars = utils.check_numerics(grads_and_vars)   # what the update applies
+        # Fix: the lecture's minimize() let the update of one variable run while the backward
+        # pass still read it; utils.apply_gradients applies gradients all computed first.
         self.opt = utils.apply_gradients(tf.train.AdamOptimizer(self.learning_rate),
                                          self.grads_and_vars, self.gstep, self.cluster)
         self.create_generator()
@@ -656,8 +661,10 @@ class Trainer(object):
 
     def loop(self):
         model, cfg, sess = self.model, self.cfg, self.sess
-        batches = self.batches.batches(cfg.batch_size, np.random.RandomState(
-            [self.args.seed, int(self.step)] + ([self.cluster.task] if self.cluster else [])))
+        # Fix: the batch order is a function of the position alone (the lecture's read_data
+        # reshuffled at every start): a resumed run draws what the uninterrupted one drew.
+        batches = self.batches.batches(cfg.batch_size, [self.args.seed] + (
+            [self.cluster.task] if self.cluster else []), self.windows_drawn(self.step))
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
         # Since the last log line. chars/s counts window positions (batch x window, padding
@@ -716,6 +723,14 @@ class Trainer(object):
                 self.writer.flush()
                 self.val_writer.flush()
 
+    def windows_drawn(self, step):
+        """The windows of this process's stream trained before global step `step`: every
+        step's batch in one process; in a cluster this worker's share of the updates'
+        batches (exact when every worker's batch goes into every update, --sync)."""
+        if not self.cluster:
+            return step * self.cfg.batch_size
+        return step * self.cluster.per_update // self.cluster.num_workers * self.cfg.batch_size
+
     def print_samples(self):
         sentences = self.model.generate(self.sess, self.seeds, self.cfg.len_generated,
                                         end=self.end_marker)
@@ -757,7 +772,9 @@ def train(args, cfg, cluster=None):
 
 
 def train_in(model_dir, args, cfg, cluster=None):
-    stored = read_model_dir(model_dir)[0]
+    stored, ckpt = read_model_dir(model_dir)
+    if not ckpt:   # Fix: config.json of a run stopped before its first save binds nothing
+        stored = None
     encoded = os.path.join(model_dir, ENCODED_FILE)
     text, new = read_corpus(args.data, stored['vocab'] if stored else
                             None if args.vocab == 'auto' else TRUMP_VOCAB, encoded)

@@ -295,6 +295,8 @@ class MnistRnn(object):
             # the update may run first; checking the gradients that are applied costs nothing
             # extra and stops the step before a NaN reaches the weights.
             grads_and_vars = utils.check_numerics(grads_and_vars)
+        # Fix: minimize() let the update of one variable run while the backward pass still
+        # read it; utils.apply_gradients applies gradients that are all computed first.
         # (a cluster's: [global step, chief stopped] after the update, utils.Cluster)
         optimize = utils.apply_gradients(optimizer, grads_and_vars, global_step, cluster)
 
@@ -307,6 +309,7 @@ class MnistRnn(object):
         self.state = states   # the cell's state after the last row
         self.loss = loss
         self.optimize = optimize
+        self.grads_and_vars = grads_and_vars   # what the update applies
         self.accuracy = accuracy
         self.hits = tf.equal(labels, preds)   # per image, for means over images
 
@@ -585,6 +588,12 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
     history = None if args.force or not chief else utils.read_history(
         os.path.join(ckpt_dir, HISTORY), HISTORY_KEYS, SETTINGS_ADDED,
         '--force starts the cell over')
+    if history is not None and not history.get('checkpoint') and history['status'] != 'nan':
+        # Fix: a run stopped before its first save left nothing to resume: its settings
+        # bind nothing, and it starts over.
+        print('[{}] {} holds no checkpoint yet: starting the cell over'.format(cell, ckpt_dir),
+              file=out)
+        history = None
     if history is not None and history['settings'] != settings:
         if history.get('status') != 'nan':
             raise UserError('{} holds a {} run with other settings: {}; pass --force to train it '

@@ -1147,16 +1147,26 @@ class Windows(object):
         lines = np.searchsorted(self.ends, indices, side='right')
         return self.gather(lines, indices - self.ends[lines] + self.counts(self.lengths[lines]))
 
-    def batches(self, batch_size, rng):
-        """Endless batches, the lines reshuffled each pass as the lecture's read_data."""
+    def batches(self, batch_size, seed, start=0):
+        """Endless batches, the lines reshuffled each pass as the lecture's read_data, from
+        window `start` of that stream on (`start` windows drawn before: a resumed run).
+
+        Pass p visits the lines in the order of RandomState(seed + [p]) (seed: a list of
+        ints), each line's windows in order. Fix: the order depends on the position alone,
+        so a run resumed at any step draws what the uninterrupted run draws from there on
+        (the earlier stream was reseeded at the resumed step: a new pass began there).
+        """
         if not len(self):
             raise ValueError('no windows to draw batches from')
         passes = collections.deque()   # [lines in order, ends of their windows, windows taken]
+        number, skip = divmod(int(start), len(self))
         while True:
             while sum(int(ends[-1]) - taken for _, ends, taken in passes) < batch_size:
-                order = rng.permutation(self.n_lines).astype(self.ends.dtype)
+                order = np.random.RandomState(list(seed) + [number]).permutation(
+                    self.n_lines).astype(self.ends.dtype)
                 passes.append([order, np.cumsum(self.counts(self.lengths[order]),
-                                                dtype=self.ends.dtype), 0])
+                                                dtype=self.ends.dtype), skip])
+                number, skip = number + 1, 0
             parts, need = [], batch_size
             while need:
                 order, ends, taken = passes[0]
@@ -1915,9 +1925,14 @@ def compare_over_seeds(runs, names, means=(), confidence=0.95):
     ranked = [name for name in names if scores[name]]
     for i, first in enumerate(ranked):
         for second in ranked[i + 1:]:
-            a, b = ((second, first) if stats[second]['mean'] > stats[first]['mean'] else
-                    (first, second))
-            diff = paired_difference(scores[a], scores[b], confidence)
+            # Fix: ordered by the paired difference over the seeds both have (the one that is
+            # tested), not by the means over unequal sets of seeds (some lost to NaN).
+            diff = paired_difference(scores[first], scores[second], confidence)
+            better = (diff['mean'] < 0 if diff['n'] else
+                      stats[second]['mean'] > stats[first]['mean'])
+            a, b = (second, first) if better else (first, second)
+            if better:
+                diff = paired_difference(scores[a], scores[b], confidence)
             signatures = [{r['seed']: r['signature'] for r in by_name[n] if r['score'] is not None}
                           for n in (a, b)]
             if same_runs(*signatures):
@@ -1927,6 +1942,20 @@ def compare_over_seeds(runs, names, means=(), confidence=0.95):
             elif diff['low'] is None:
                 verdict = 'no interval from {} seed{}'.format(diff['n'], 's' * (diff['n'] != 1))
                 verdicts['Not resolved'].append('{} vs {}'.format(a, b))
+            elif diff['std'] <= 1e-9:   # (rounding of k / images leaves ~1e-17)
+                # The same difference at every seed (scores move in steps of 1/images): the t
+                # interval has width 0 and says nothing. The exact sign test decides instead:
+                # n seeds all one way happen by chance with p = 2 * 0.5^n (real from 6 seeds).
+                p = 2 * 0.5 ** diff['n'] if diff['mean'] else 1.0
+                real = p < 1 - confidence
+                verdict = '{} at {} seeds by the sign test (p = {:.3f}): the same difference ' \
+                          'at every seed, no spread for a t interval'.format(
+                              '{} better: real'.format(a) if real else 'not resolved',
+                              diff['n'], p)
+                if real:
+                    verdicts['Real'].append('{} > {} by {:.4f}'.format(a, b, diff['mean']))
+                else:
+                    verdicts['Not resolved'].append('{} vs {}'.format(a, b))
             elif diff['low'] > 0:
                 verdict = '{} better: real at {} seeds (the interval excludes 0)'.format(
                     a, diff['n'])
@@ -2347,7 +2376,19 @@ def cluster_device(cluster):
 
 
 def apply_gradients(optimizer, grads_and_vars, global_step, cluster=None):
-    """optimizer.apply_gradients, or in a cluster cluster.apply_gradients (see there)."""
+    """optimizer.apply_gradients, or in a cluster cluster.apply_gradients (see there), of
+    gradients that are all computed (and checked) before any variable changes.
+
+    Fix: TF1's reference variables (TF 1.15's default, and TF 2's in compat.v1 graph mode)
+    are read without a copy, and nothing orders an optimizer's in-place update of one
+    variable after the backward pass that still reads it (or after another gradient's
+    check_numerics). The lectures' minimize() had the race: a step applied gradients partly
+    computed from weights it had already updated (by up to 10% at the lecture's sizes), and
+    a NaN in one gradient could follow another variable's update. tf.tuple releases the
+    gradients together, once every one of them exists.
+    """
+    grads = tf.tuple([grad for grad, _ in grads_and_vars])
+    grads_and_vars = [(grad, var) for grad, (_, var) in zip(grads, grads_and_vars)]
     if cluster is None:
         return optimizer.apply_gradients(grads_and_vars, global_step=global_step)
     return cluster.apply_gradients(optimizer, grads_and_vars, global_step)

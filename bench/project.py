@@ -48,7 +48,7 @@ def char_training(char_rnn, tweets, seed=0, graph='fast'):
     utils = char_rnn.utils   # (the script's own, which may be another checkout's)
     args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
     corpus = utils.Corpus(utils.encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
-    return cfg, model, corpus.train.batches(cfg.batch_size, np.random.RandomState(seed))
+    return cfg, model, corpus.train.batches(cfg.batch_size, [seed])
 
 
 def char_train(tweets, steps, repeats, warmup, seed=0, graph='fast'):

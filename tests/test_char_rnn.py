@@ -1,6 +1,7 @@
 """char_rnn.py on a tiny generated corpus: the model, its fixes, training, resume, Ctrl-C, bad input."""
 import collections
 import glob
+import itertools
 import json
 import math
 import os
@@ -371,7 +372,7 @@ def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_pat
     corpus = utils.Corpus(text, 10, 0.2, 0)
     train = corpus.train
     assert corpus.val.n_lines == 12 and train.n_lines == 48
-    batches = train.batches(7, np.random.RandomState(1))
+    batches = train.batches(7, [1])
     seen = np.concatenate([next(batches) for _ in range(3 * len(train) // 7 + 1)])
     passes = [seen[i * len(train):(i + 1) * len(train)] for i in range(3)]
     for rows in passes:   # each pass: every window once, batches running across passes
@@ -383,6 +384,11 @@ def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_pat
         return {text[:3] for text in texts if re.match(r'\d{3} ', text)}
     assert len(tags(corpus.val)) == 12 and len(tags(train)) == 48
     assert not tags(corpus.val) & tags(train)
+    # From any position, the stream the run from 0 draws from there (a resume).
+    for start in (1, 7, len(train) - 3, 2 * len(train) + 5):
+        resumed = train.batches(7, [1], start=start)
+        later = np.concatenate([next(resumed) for _ in range(3)])
+        np.testing.assert_array_equal(later, seen[start:start + 21])
     again = utils.Corpus(text, 10, 0.2, 0)
     assert tags(again.val) == tags(corpus.val)
     assert tags(utils.Corpus(text, 10, 0.2, 1).val) != tags(corpus.val)
@@ -430,12 +436,13 @@ class OldWindows(object):
     def __len__(self):
         return len(self.array)
 
-    def batches(self, batch_size, rng):
+    def batches(self, batch_size, seed):
         sizes = np.diff(self.starts)
         pending = np.zeros(0, np.int64)
+        passes = itertools.count()
         while True:
             while len(pending) < batch_size:
-                lines = rng.permutation(self.n_lines)
+                lines = np.random.RandomState(seed + [next(passes)]).permutation(self.n_lines)
                 counts = sizes[lines]
                 firsts = np.repeat(self.starts[lines] - np.cumsum(counts) + counts, counts)
                 pending = np.concatenate([pending, firsts + np.arange(counts.sum())])
@@ -522,8 +529,7 @@ def test_new_pipeline_splits_and_batches_as_the_old_one(vocab, lines, window, va
             for a, b in zip(got_batches, want_batches):
                 assert a.dtype == np.int32
                 np.testing.assert_array_equal(a, b)
-    got, want = (new.train.batches(batch_size, np.random.RandomState(5)),
-                 old.train.batches(batch_size, np.random.RandomState(5)))
+    got, want = new.train.batches(batch_size, [5]), old.train.batches(batch_size, [5])
     for _ in range(min(3 * len(old.train) // batch_size + 2, 300)):   # passes and beyond
         np.testing.assert_array_equal(next(got), next(want))
 
@@ -557,7 +563,7 @@ import char_rnn
 import utils
 text, _ = char_rnn.read_corpus(sys.argv[1], None, sys.argv[1] + '.encoded')
 corpus = utils.Corpus(text, 50, 0.05, 0)
-batches = corpus.train.batches(64, np.random.RandomState(0))
+batches = corpus.train.batches(64, [0])
 for _ in range(3):
     next(batches)
 for batch in corpus.val.fixed_batches(64, 20):
@@ -1064,3 +1070,82 @@ def test_a_lecture_graph_checkpoint_trains_on_with_the_fast_graph(trained, tmp_p
     code, out, err = run(tiny_args(tmp_path, data, steps=12), capsys)
     assert code == 0 and 'resumed from' in out, err
     assert dict(tf.train.list_variables(str(model_dir / 'char-rnn-12'))) == names
+
+
+# ---------------------------------------------------------------------------
+# The training step applies the gradient of the weights it read (reference variables).
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('graph,clip', [('fast', None), ('lecture', None), ('fast', 1.0)])
+def test_each_step_applies_the_gradient_of_the_weights_it_started_from(graph, clip):
+    """Every gradient is computed before any weight changes: the step applies what the
+    gradients give alone at its starting weights, as one Adam update."""
+    from conftest import assert_steps_apply_their_gradients
+    vocab = char_rnn.TRUMP_VOCAB
+    model, sess = make_model(vocab, (32, 48), seed=3, lr=0.01, graph=graph, clip=clip)
+    batch = np.random.RandomState(0).randint(1, len(vocab) + 1, size=(16, 30))
+    batch[3, 20:] = 0
+    assert_steps_apply_their_gradients(sess, model.grads_and_vars, model.opt,
+                                       {model.seq: batch}, model.learning_rate)
+
+
+def test_a_step_with_a_non_finite_gradient_changes_no_weight(tmp_path, capsys):
+    """--lr 1e38: the first step's gradients are finite (it updates), the second's are not:
+    the error names step 1, and that step changed nothing, its optimizer state included."""
+    model, sess = make_model('abcdefg', (8, 8), seed=1, lr=1e38)
+    feed = {model.seq: [[1, 2, 3, 4, 5, 6, 7, 1, 2], [7, 6, 5, 4, 3, 0, 0, 0, 0]]}
+    sess.run(model.opt, feed)
+    with sess.graph.as_default():
+        state = tf.global_variables()
+    before = sess.run(state)
+    with pytest.raises(tf.errors.InvalidArgumentError, match='check_numerics'):
+        sess.run(model.opt, feed)
+    for var, old, new in zip(state, before, sess.run(state)):
+        np.testing.assert_array_equal(new, old, err_msg=var.op.name)
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(tiny_args(tmp_path, data, '--lr', '1e38', steps=10), capsys)
+    assert code == 2 and 'error: NaN or Inf at step 1:' in err, err
+
+
+def test_a_resumed_run_is_the_run_that_was_not_interrupted(tmp_path, capsys):
+    """12 steps straight, again (same seed, one thread), and 6 + 6 across a restart: the same
+    losses, step for step, validation included. The data order continues where it stopped."""
+    data = write_corpus(tmp_path / 'corpus.txt')
+
+    def losses(folder, steps):
+        code, out, err = run(tiny_args(tmp_path / folder, data, '--threads', '1', steps=steps),
+                             capsys)
+        assert code == 0, err
+        return re.findall(r'(Iter \d+|Loss \S+|Validation loss \S+)', out)
+
+    straight = losses('a', 12)
+    assert len([x for x in straight if x.startswith('Iter')]) == 12
+    assert losses('b', 12) == straight
+    assert losses('c', 6) + losses('c', 12) == straight
+
+
+def test_a_cosine_decay_without_an_end_is_refused(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(tiny_args(tmp_path, data, '--lr-decay', 'cosine', steps=0), capsys)
+    assert code == 2 and err.strip().endswith('error: --lr-decay cosine needs an end: --steps '
+                                              'N, or --decay-steps N (the rate then stays at a '
+                                              'tenth after step N)'), err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'ckpt').exists()
+    code, out, err = run(tiny_args(tmp_path, data, '--lr-decay', 'cosine', '--decay-steps', '4',
+                                   '--steps', '5'), capsys)
+    assert code == 0, err
+
+
+def test_settings_bind_only_once_a_checkpoint_exists(trained, tmp_path, capsys):
+    """A folder with config.json but no checkpoint (stopped before its first save): another
+    model shape and vocabulary train there."""
+    data = copy_trained(trained, tmp_path)
+    model_dir = tmp_path / 'ckpt' / 'trump_tweets'
+    for path in model_dir.iterdir():
+        if path.name != char_rnn.CONFIG_FILE:
+            shutil.rmtree(str(path)) if path.is_dir() else path.unlink()
+    code, out, err = run(tiny_args(tmp_path, data, '--hidden-sizes', '12', '--vocab', 'trump',
+                                   steps=3), capsys)
+    assert code == 0, err
+    stored = json.load(open(str(model_dir / char_rnn.CONFIG_FILE)))
+    assert stored['hidden_sizes'] == [12] and stored['vocab'] == char_rnn.TRUMP_VOCAB

@@ -1005,3 +1005,94 @@ def test_a_notebook_graph_checkpoint_resumes_in_the_fast_graph(tmp_path):
     status, out, err = run_main(argv)
     assert status == 0, err
     assert 'resuming at ep 2' in out and '[trn] ep 2, step' in out
+
+
+# ---------------------------------------------------------------------------
+# The training step applies the gradient of the weights it read (reference variables).
+# ---------------------------------------------------------------------------
+
+def _training_model(cell, graph, **kwargs):
+    tf_graph = tf.Graph()
+    with tf_graph.as_default():
+        tf.set_random_seed(4)
+        inputs = tf.placeholder(tf.float32, [None, mnist_rnn.MAX_SEQ_LEN, mnist_rnn.INPUT_UNITS])
+        labels = tf.placeholder(tf.int64, [None])
+        model = mnist_rnn.MnistRnn(inputs, labels, mnist_rnn.INPUT_UNITS, 32, 16,
+                                   mnist_rnn.MAX_SEQ_LEN, cell, graph=graph,
+                                   global_step=tf.train.get_or_create_global_step(), **kwargs)
+        init = tf.global_variables_initializer()
+    sess = tf.Session(graph=tf_graph, config=utils.session_config(2))
+    sess.run(init)
+    return model, sess, inputs, labels
+
+
+@pytest.mark.parametrize('cell,graph', [('gru', 'fast'), ('gru', 'notebook'), ('lstm', 'fast'),
+                                        ('ln_basic_lstm', 'notebook')])
+def test_each_step_applies_the_gradient_of_the_weights_it_started_from(cell, graph):
+    from conftest import assert_steps_apply_their_gradients
+    model, sess, inputs, labels = _training_model(cell, graph, lr=0.01, add_check=True,
+                                                  ln_norm_smoothing=True)
+    images, digits = make_digits(16, 3)
+    feed = {inputs: images.astype(np.float32) / 255, labels: digits}
+    assert_steps_apply_their_gradients(sess, model.grads_and_vars, model.optimize, feed, 0.01)
+
+
+def test_a_step_whose_lstm_gradient_is_nan_leaves_the_dense_layer_as_it_was():
+    """ln_basic_lstm on blank rows: the cell's gradients are NaN, the dense layer's are not.
+    --check-numerics stops the step, and no variable has moved (the dense one included)."""
+    model, sess, inputs, labels = _training_model('ln_basic_lstm', 'notebook', add_check=True)
+    images, digits = make_digits(16, 3)
+    feed = {inputs: images.astype(np.float32) / 255, labels: digits}
+    with sess.graph.as_default():
+        state = tf.global_variables()
+        variables = tf.trainable_variables()
+        raw = tf.gradients(model.loss, variables)   # unchecked: to see which are finite
+    finite = {v.op.name: bool(np.all(np.isfinite(g)))
+              for v, g in zip(variables, sess.run(raw, feed))}
+    assert finite['dense/kernel'] and not all(finite.values()), finite
+    before = sess.run(state)
+    with pytest.raises(tf.errors.InvalidArgumentError, match='check_numerics'):
+        sess.run(model.optimize, feed)
+    for var, old, new in zip(state, before, sess.run(state)):
+        np.testing.assert_array_equal(new, old, err_msg=var.op.name)
+
+
+def test_a_resumed_run_is_the_run_that_was_not_interrupted(tmp_path):
+    """Two epochs straight, again (same seed, one thread), and one + one across a restart:
+    the same losses and accuracies, line for line."""
+    write_mnist(tmp_path / 'data')
+
+    def lines(folder, epochs):
+        argv = small_args(tmp_path / folder, '--cell', 'gru', '--epochs', str(epochs),
+                          '--threads', '1', '--log-every', '1')
+        argv[1] = str(tmp_path / 'data')
+        status, out, err = run_main(argv)
+        assert status == 0, err
+        return [re.sub(r'sec/iter \S+', '', line) for line in out.splitlines()
+                if TRN_LINE.match(line) or line.startswith('[tst] ep')]
+
+    straight = lines('a', 2)
+    assert len([line for line in straight if line.startswith('[trn]')]) > 10
+    assert lines('b', 2) == straight
+    assert lines('c', 1) + lines('c', 2) == straight
+
+
+def test_a_run_stopped_before_its_first_save_starts_over(tmp_path):
+    """history.json without a checkpoint (Ctrl-C in the first epoch): the same command, or
+    one with other settings, trains the cell from the start."""
+    write_mnist(tmp_path / 'data')
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'gru', '--epochs', '1'))
+    assert status == 0, err
+    folder = tmp_path / 'checkpoints' / 'mnist_gru'
+    history = json.load(open(str(folder / 'history.json')))
+    for path in folder.iterdir():
+        if path.name != 'history.json':
+            path.unlink()
+    history.update(status='training', checkpoint=None, epochs=[], epoch=0, batch=3)
+    with open(str(folder / 'history.json'), 'w') as f:
+        json.dump(history, f)
+    status, out, err = run_main(small_args(tmp_path, '--cell', 'gru', '--epochs', '1',
+                                           '--lr', '0.002'))
+    assert status == 0, err
+    assert 'holds no checkpoint yet: starting the cell over' in out
+    assert json.load(open(str(folder / 'history.json')))['settings']['lr'] == 0.002

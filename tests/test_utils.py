@@ -457,3 +457,29 @@ def test_verdicts_identical_real_not_resolved_and_nan():
     runs = [dict(r, signature=r['signature'] + [r['name'] == 'lstm']) for r in runs]
     verdicts = {p['difference']: p['verdict'] for p in utils.compare_over_seeds(runs, names)[1]}
     assert verdicts['basic_lstm - lstm'].startswith('not resolved')
+
+
+def test_a_pair_is_ordered_and_tested_by_its_paired_difference():
+    """a finished seeds 0-2 only, b all five and better on every shared seed: b - a is the
+    difference reported, and it is real; the unpaired means (b's lowered by seeds 3-4) do not
+    decide the order."""
+    b_scores = [0.95, 0.96, 0.94, 0.70, 0.71]
+    a_scores = [0.90, 0.885, 0.89]
+    runs = ([run('a', s, a_scores[s]) for s in range(3)] + [run('a', s, None, nan=True)
+                                                            for s in (3, 4)]
+            + [run('b', s, b_scores[s]) for s in range(5)])
+    [pair] = utils.compare_over_seeds(runs, ['a', 'b'])[1]
+    assert pair['difference'] == 'b - a' and pair['seeds'] == 3
+    assert pair['verdict'].startswith('b better: real at 3 seeds'), pair
+
+
+@pytest.mark.parametrize('seeds,verdict', [(2, 'not resolved at 2 seeds by the sign test'),
+                                           (5, 'not resolved at 5 seeds by the sign test'),
+                                           (6, 'b better: real at 6 seeds by the sign test')])
+def test_the_same_difference_at_every_seed_is_decided_by_the_sign_test(seeds, verdict):
+    """Accuracy moves in steps of 1/images: b ahead by exactly 0.01 at every seed has a
+    t interval of width 0, which says nothing; the sign test needs 6 seeds at 95%."""
+    runs = ([run('a', s, 0.90 + s / 100) for s in range(seeds)]
+            + [run('b', s, 0.91 + s / 100) for s in range(seeds)])
+    [pair] = utils.compare_over_seeds(runs, ['a', 'b'])[1]
+    assert pair['difference'] == 'b - a' and pair['verdict'].startswith(verdict), pair
