@@ -28,24 +28,24 @@ Results (the tweets, lecture settings, --seed 0; validation loss in nats per cha
     python char_rnn.py --data ../shared/data/trump_tweets.txt        # `make train`, 5000 steps
 
 The first loss is ln(87) = 4.47 nats per character, a uniform guess over the vocabulary.
-Training runs a faster graph of the same model (CharRNN.fast_logits, utils.gru_stack): the
+Training runs a faster graph of the same model (CharRNN.fast_logits, kernels.gru_stack): the
 same variables, loss and gradients as the lecture's dynamic_rnn graph, which --graph lecture
 runs (the table above was measured with it). Speed, in characters (window positions) per
-second: README.md, "Results: where each figure lives".
+second: BENCHMARKS.md (docs/results.md lists every figure).
 """
 from __future__ import print_function
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
 
-import numpy as np
 
 import utils
-from utils import UserError, rnn, tf
+from tf1rnn import cli, distributed, kernels, model_dir, runs, windows
+from utils import rnn, tf
+from tf1rnn.cli import UserError
 
 DATA_URL = ('https://raw.githubusercontent.com/chiphuyen/stanford-tensorflow-tutorials/'
             'master/examples/data/trump_tweets.txt')
@@ -57,9 +57,6 @@ DEFAULT_DATA = os.path.join('data', 'trump_tweets.txt')
 TRUMP_VOCAB = ("$%'()+,-./0123456789:;=?ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                " '\"_abcdefghijklmnopqrstuvwxyz{|}@#\u27a1\U0001f4c8")
 SEEDS = ['Hillary', 'I', 'R', 'T', '@', 'N', 'M', '.', 'G', 'A', 'W']
-CONFIG_FILE = 'config.json'
-ENCODED_FILE = 'data.encoded'   # the data's ids beside the checkpoint: a quick resume
-CONFIG_FORMAT = 1
 
 
 # ---------------------------------------------------------------------------
@@ -104,7 +101,7 @@ class TinyConfig(LectureConfig):
 
 class TenMinutesConfig(LectureConfig):
     """The lecture's model, trained for the lowest validation loss in ten minutes on 2 CPU
-    cores (bench/time_to_quality.py measured each change; README.md, "Ten minutes")."""
+    cores (bench/time_to_quality.py measured each change; docs/ten-minutes.md)."""
     batch_size = 32             # more, smaller steps: ahead of 64 (and 128) at equal time
     lr = 0.002                  # Adam's usual rate: the lecture's 0.0003 is the slowest part
     lr_decay = 'cosine'         # to a tenth of lr at `steps`: the last steps settle
@@ -153,14 +150,14 @@ def make_config(args):
 
 def lr_decay(text):
     """--lr-decay: 'cosine' or a positive rate."""
-    return 'cosine' if text == 'cosine' else utils.positive_float(text)
+    return 'cosine' if text == 'cosine' else cli.positive_float(text)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='Character-level RNN (CS20 lecture 11): train on a text file, or generate '
                     'from the latest checkpoint with --sample.',
-        formatter_class=utils.HelpFormatter)
+        formatter_class=cli.HelpFormatter)
     p.add_argument('--data', default=DEFAULT_DATA,
                    help='UTF-8 text file, one example per line; the default is downloaded '
                         '(sha256 checked) when missing')
@@ -173,19 +170,19 @@ def parse_args(argv=None):
                         'validation loss in ten minutes on 2 CPU cores; tiny: for smoke '
                         'tests); other flags override it '
                         '(default: lecture, or the checkpoint\'s model shape when resuming)')
-    p.add_argument('--hidden-sizes', default=None, type=utils.int_list, metavar='N,N',
+    p.add_argument('--hidden-sizes', default=None, type=cli.int_list, metavar='N,N',
                    help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the '
                         'checkpoint\'s)')
     p.add_argument('--vocab', choices=['trump', 'auto'], default=None,
                    help='trump: the lecture\'s character string; auto: every character of '
                         'DATA. Stored with the checkpoint and reused (default: the '
                         'checkpoint\'s, else trump)')
-    p.add_argument('--steps', type=utils.non_negative_int, default=None,
+    p.add_argument('--steps', type=cli.non_negative_int, default=None,
                    help='train until the global step reaches this (re-run to finish an '
                         'interrupted run); 0: until Ctrl-C (default: 5000; tiny: 20)')
-    p.add_argument('--batch-size', type=utils.positive_int, default=None,
+    p.add_argument('--batch-size', type=cli.positive_int, default=None,
                    help='windows per batch (default: 64)')
-    p.add_argument('--window', type=utils.window, default=None,
+    p.add_argument('--window', type=cli.window, default=None,
                    help='characters per training window, overlapping by half (default: 50)')
     p.add_argument('--lr', type=float, default=None, help='Adam learning rate (default: 0.0003)')
     p.add_argument('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine',
@@ -193,16 +190,16 @@ def parse_args(argv=None):
                         '(tf.train.exponential_decay, staircase), or cosine: down to a tenth '
                         'at --decay-steps (tf.train.cosine_decay) (default: the config\'s; '
                         'lecture: no decay)')
-    p.add_argument('--decay-steps', type=utils.positive_int, default=None,
+    p.add_argument('--decay-steps', type=cli.positive_int, default=None,
                    help='steps per --lr-decay (default: 1000; with cosine, --steps)')
-    p.add_argument('--warmup', type=utils.non_negative_int, default=None, metavar='STEPS',
+    p.add_argument('--warmup', type=cli.non_negative_int, default=None, metavar='STEPS',
                    help='raise the learning rate linearly over the first STEPS steps '
                         '(default: the config\'s; lecture: 0)')
     p.add_argument('--clip', type=float, default=None, metavar='NORM',
                    help='clip gradients to this global norm (default: the config\'s; '
                         'lecture: no clipping)')
     p.add_argument('--graph', choices=['fast', 'lecture'], default='fast',
-                   help='the training graph. fast: the GRU layers by utils.gru_stack (input '
+                   help='the training graph. fast: the GRU layers by kernels.gru_stack (input '
                         'projections out of the time loop, gradient written out); lecture: '
                         'MultiRNNCell in dynamic_rnn, as the lecture. The same model, loss, '
                         'gradients and checkpoints; --keep-prob < 1 runs the lecture graph')
@@ -211,9 +208,9 @@ def parse_args(argv=None):
                         'softmax_cross_entropy_with_logits on one-hot labels, which gives a '
                         'padded target (an all-zero label row) the gradient softmax(logits) '
                         '(runs the lecture graph)')
-    p.add_argument('--keep-prob', type=utils.probability, default=1.0,
+    p.add_argument('--keep-prob', type=cli.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
-    p.add_argument('--temperature', type=utils.positive_float, default=None,
+    p.add_argument('--temperature', type=cli.positive_float, default=None,
                    help='sampling temperature (default: 0.9; with --sampling lecture, the '
                         'lecture\'s 1.5)')
     p.add_argument('--sampling', choices=['softmax', 'lecture'], default='softmax',
@@ -222,24 +219,24 @@ def parse_args(argv=None):
                         'multinomial(exp(logits / T)), p proportional to exp(exp(logits / T)), '
                         'whose sharpness depends on the level of the logits: near-greedy '
                         'repetition or uniform noise, by the checkpoint')
-    p.add_argument('--skip-step', type=utils.positive_int, default=None,
+    p.add_argument('--skip-step', type=cli.positive_int, default=None,
                    help='print the loss every N steps (default: 1, as the lecture)')
-    p.add_argument('--sample-every', type=utils.non_negative_int, default=None,
+    p.add_argument('--sample-every', type=cli.non_negative_int, default=None,
                    help='print generated samples every N steps, 0: never (default: 100)')
-    p.add_argument('--eval-every', type=utils.positive_int, default=None,
+    p.add_argument('--eval-every', type=cli.positive_int, default=None,
                    help='validation loss, latest and best checkpoints every N steps '
                         '(default: 100)')
-    p.add_argument('--eval-batches', type=utils.non_negative_int, default=None,
+    p.add_argument('--eval-batches', type=cli.non_negative_int, default=None,
                    help='validation batches per evaluation, 0: all (default: 20)')
-    p.add_argument('--summary-every', type=utils.positive_int, default=None,
+    p.add_argument('--summary-every', type=cli.positive_int, default=None,
                    help='TensorBoard training scalars every N steps (default: 10)')
-    p.add_argument('--val-frac', type=utils.fraction, default=0.05,
+    p.add_argument('--val-frac', type=cli.fraction, default=0.05,
                    help='fraction of the lines held out for the validation loss')
     p.add_argument('--seed', type=int, default=0,
                    help='random seed: initialisation, validation split, data order, sampling')
     p.add_argument('--checkpoint-dir', default='checkpoints', help='checkpoints root')
     p.add_argument('--logdir', default='logdir', help='TensorBoard events root')
-    p.add_argument('--threads', type=utils.non_negative_int, default=0,
+    p.add_argument('--threads', type=cli.non_negative_int, default=0,
                    help='TensorFlow intra- and inter-op threads, 0: TensorFlow decides')
     p.add_argument('--sample', action='store_true',
                    help='generate from the latest checkpoint and exit, no training')
@@ -250,33 +247,12 @@ def parse_args(argv=None):
                         'nothing after it was ever trained); \'\': always --length characters '
                         '(default: the word every line of the data ends with, if any, as the '
                         'tweets\' _E_; stored with the checkpoint)')
-    p.add_argument('-n', '--length', type=utils.positive_int, default=None,
+    p.add_argument('-n', '--length', type=cli.positive_int, default=None,
                    help='characters to generate after each seed (default: 200)')
-    utils.add_cluster_flags(p)
+    distributed.add_cluster_flags(p)
     args = p.parse_args(argv)
     args.model = args.model or CONFIGS[args.config or 'lecture'].model
     return args
-
-
-# ---------------------------------------------------------------------------
-# Data: the lines as one id array (utils.encode_file), their windows offsets into it
-# (utils.Windows), split into training and validation lines (utils.Corpus).
-# ---------------------------------------------------------------------------
-
-def read_corpus(path, vocab, encoded):
-    """(utils.EncodedText of path in vocab (None: its own), whether it is newly encoded):
-    from the file `encoded` when that holds it (same data and vocabulary), else from path,
-    downloading the default data file when it is missing."""
-    if os.path.normpath(path) == os.path.normpath(DEFAULT_DATA) and not os.path.exists(path):
-        print('{} is missing: downloading {}'.format(path, DATA_URL), file=sys.stderr)
-        utils.download(DATA_URL, path, DATA_SHA256)
-    if os.path.exists(encoded):
-        text, why_not = utils.load_encoded(encoded, utils.file_sha256(path), vocab)
-        if text:
-            print('{}: encoded in {}'.format(path, encoded))
-            return text, False
-        print('{} is {}: encoding {} again'.format(encoded, why_not, path))
-    return utils.encode_file(path, vocab), True
 
 
 # ---------------------------------------------------------------------------
@@ -315,7 +291,7 @@ class CharRNN(object):
                  len_generated=200, sampling='softmax', graph='fast', loss='masked',
                  cluster=None):
         self.vocab = vocab
-        self.cluster = cluster   # a utils.Cluster: variables on parameter servers
+        self.cluster = cluster   # a distributed.Cluster: variables on parameter servers
         self.loss_kind = loss
         # The fast graph has no dropout, and its loss is the masked one.
         self.graph = 'lecture' if keep_prob < 1 or loss == 'lecture' else graph
@@ -390,7 +366,7 @@ class CharRNN(object):
 
     def fast_logits(self):
         """The logits of every window position but the last, [window - 1, batch, vocab],
-        by the same cells and dense layer as self.logits, faster (utils.gru_stack).
+        by the same cells and dense layer as self.logits, faster (kernels.gru_stack).
 
         Layer 1's input projection of a one-hot id is a row of its kernel: a gather (id 0,
         padding, gets zeros). Positions after a row's end are not skipped, as dynamic_rnn's
@@ -399,10 +375,10 @@ class CharRNN(object):
         """
         ids = tf.transpose(self.seq)
         inputs = [len(self.vocab)] + self.hidden_sizes[:-1]
-        weights = [utils.gru_weights(cell, n) for cell, n in zip(self.layers, inputs)]
+        weights = [kernels.gru_weights(cell, n) for cell, n in zip(self.layers, inputs)]
         w_x, b = weights[0][:2]
         gx0 = tf.gather(tf.concat([tf.zeros_like(w_x[:1]), w_x], 0), ids) + b
-        top = utils.gru_stack(gx0, list(self.in_state), weights)
+        top = kernels.gru_stack(gx0, list(self.in_state), weights)
         return tf.layers.dense(top[:-1], len(self.vocab), None, name='dense', reuse=True)
 
     def create_generator(self):
@@ -429,32 +405,6 @@ class CharRNN(object):
                                      [tf.constant(1), first, self.out_state, ids],
                                      name='generate')
         self.generated = tf.transpose(ids.stack())
-
-    def online_infer(self, sess, seeds=SEEDS, length=200, temperature=None):
-        """The lecture's generator: one session call per character. Returns the sentences.
-
-        Kept to compare against generate(); draws from the same distribution. Fix: the
-        first call primes the state with the whole seed, not its last character.
-        """
-        sentences = []
-        for seed in seeds:
-            sentence = seed
-            state = None
-            for _ in range(length):
-                if state is None:
-                    batch = [utils.vocab_encode(sentence, self.vocab)]
-                else:
-                    batch = [utils.vocab_encode(sentence[-1], self.vocab)]
-                feed = {self.seq: batch}
-                if temperature is not None:
-                    feed[self.temp] = temperature
-                if state is not None:  # for the first decoder step, the state is None
-                    for i in range(len(state)):
-                        feed.update({self.in_state[i]: state[i]})
-                index, state = sess.run([self.sample, self.out_state], feed)
-                sentence += utils.vocab_decode(index, self.vocab)
-            sentences.append(sentence)
-        return sentences
 
     def generate(self, sess, seeds=SEEDS, length=200, temperature=None, end=''):
         """Each seed followed by `length` generated characters, in one session call,
@@ -488,66 +438,6 @@ def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
 
 
 # ---------------------------------------------------------------------------
-# Checkpoints: latest and best, with the vocabulary and model shape in config.json.
-# ---------------------------------------------------------------------------
-
-def read_model_dir(model_dir):
-    """(model_dir's config.json as a dict, its latest checkpoint's path prefix), either None
-    when there is none; UserError when unreadable, or a checkpoint has no config.json."""
-    stored, ckpt = read_stored_config(model_dir), utils.latest_checkpoint(model_dir, 'char-rnn')
-    if ckpt and stored is None:
-        raise UserError('{} has a checkpoint but no {} (vocabulary and model shape): not a '
-                        'checkpoint of this script'.format(model_dir, CONFIG_FILE))
-    return stored, ckpt
-
-
-def read_stored_config(model_dir):
-    """The model_dir's config.json as a dict, or None when there is none."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            stored = json.load(f)
-        vocab, sizes = stored['vocab'], stored['hidden_sizes']
-        if not (isinstance(vocab, str) and vocab and isinstance(sizes, list) and sizes
-                and all(isinstance(n, int) and n > 0 for n in sizes)):
-            raise ValueError('bad vocab or hidden_sizes')
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError('{} is unreadable ({}); it holds the checkpoint\'s vocabulary and '
-                        'model shape'.format(path, e))
-    return stored
-
-
-def write_stored_config(model_dir, stored):
-    utils.write_json(os.path.join(model_dir, CONFIG_FILE), stored)
-
-
-def resolve_shape(args, stored, model_dir, data=None):
-    """(vocab, vocab_source, hidden_sizes): the checkpoint's when there is one, else the flags'.
-
-    Flags given explicitly must agree with the checkpoint: one clear error otherwise.
-    """
-    asked_sizes = args.hidden_sizes or (CONFIGS[args.config].hidden_sizes if args.config else None)
-    if stored is not None:
-        where = os.path.join(model_dir, CONFIG_FILE)
-        if asked_sizes and list(asked_sizes) != stored['hidden_sizes']:
-            raise UserError('the checkpoint in {} has hidden sizes {}, this run asks for {}: '
-                            'use another --model or --checkpoint-dir'.format(
-                                model_dir, stored['hidden_sizes'], list(asked_sizes)))
-        source = stored.get('vocab_source', 'trump' if stored['vocab'] == TRUMP_VOCAB else 'auto')
-        if args.vocab and (args.vocab != source
-                           or (args.vocab == 'trump' and stored['vocab'] != TRUMP_VOCAB)):
-            raise UserError('the checkpoint in {} has a different vocabulary (--vocab {}, {} '
-                            'characters, see {}): use another --model or --checkpoint-dir'.format(
-                                model_dir, source, len(stored['vocab']), where))
-        return stored['vocab'], source, stored['hidden_sizes']
-    source = args.vocab or 'trump'
-    vocab = TRUMP_VOCAB if source == 'trump' else data.vocab
-    return vocab, source, list(asked_sizes or LectureConfig.hidden_sizes)
-
-
-# ---------------------------------------------------------------------------
 # Training.
 # ---------------------------------------------------------------------------
 
@@ -574,7 +464,7 @@ def resolve_end_marker(args, stored, text=None):
 
 
 def find_end_marker(text):
-    """The word (nearly) every line of a utils.EncodedText ends with, as the tweets' _E_, or
+    """The word (nearly) every line of a corpus.EncodedText ends with, as the tweets' _E_, or
     '': samples end there."""
     word, count = text.last_word
     return word if text.lines >= 100 and count >= 0.99 * text.lines else ''
@@ -598,12 +488,12 @@ def evaluate(sess, model, batches):
 class Trainer(object):
     """The training loop and what it writes: the lecture's log lines, samples, events, checkpoints."""
 
-    def __init__(self, model, cfg, args, corpus, model_dir, end_marker='', cluster=None):
+    def __init__(self, model, cfg, args, corpus, folder, end_marker='', cluster=None):
         self.model, self.cfg, self.args = model, cfg, args
         # In a cluster each worker trains on its own lines; only the chief writes.
         self.cluster, self.chief = cluster, not cluster or cluster.is_chief
         self.end_marker = end_marker
-        self.model_dir = model_dir
+        self.folder = folder
         self.batches = cluster.shard(corpus.train) if cluster else corpus.train
         self.val_batches = corpus.val.fixed_batches(cfg.batch_size, cfg.eval_batches)
         self.seeds = default_seeds(model.vocab)
@@ -616,10 +506,10 @@ class Trainer(object):
             tf.summary.scalar('gradient_global_norm', model.grad_norm)])
         self.new_best = tf.placeholder(tf.float32, [], name='new_best')
         self.set_best = tf.assign(model.best_val_loss, self.new_best)
-        self.checkpoint_name = os.path.join(model_dir, 'char-rnn')
-        self.best_name = os.path.join(model_dir, 'best', 'char-rnn')
-        self.saver = utils.rotating_saver(self.checkpoint_name, 3)
-        self.best_saver = utils.rotating_saver(self.best_name, 1)
+        self.checkpoint_name = os.path.join(folder, model_dir.PREFIX)
+        self.best_name = os.path.join(folder, 'best', model_dir.PREFIX)
+        self.saver = runs.rotating_saver(self.checkpoint_name, 3)
+        self.best_saver = runs.rotating_saver(self.best_name, 1)
 
     def train(self, sess):
         """Trains until cfg.steps (0: Ctrl-C or SIGTERM, which save first). Returns 0."""
@@ -634,13 +524,13 @@ class Trainer(object):
             self.args.model, utils.STACK, tf.version.VERSION, model.hidden_sizes,
             cfg.steps or 'Ctrl-C'))
         events = os.path.join(self.args.logdir, 'char_rnn', self.args.model)
-        self.writer = utils.event_writer(os.path.join(events, 'train'), sess.graph, self.chief,
+        self.writer = runs.event_writer(os.path.join(events, 'train'), sess.graph, self.chief,
                                          self.step)
-        self.val_writer = utils.event_writer(os.path.join(events, 'val'), None, self.chief,
+        self.val_writer = runs.event_writer(os.path.join(events, 'val'), None, self.chief,
                                              self.step)
         # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
         # two steps and saves; a signal during a save waits for the save to finish.
-        with utils.stop_on_signals() as self.stop:
+        with runs.stop_on_signals() as self.stop:
             try:
                 self.loop()
                 if self.cluster:
@@ -653,7 +543,7 @@ class Trainer(object):
                         'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
                             os.path.dirname(self.best_name)))
                     print('done at step {}: latest checkpoint {}{}'.format(
-                        self.step, tf.train.latest_checkpoint(self.model_dir), best))
+                        self.step, tf.train.latest_checkpoint(self.folder), best))
             finally:
                 self.writer.close()
                 self.val_writer.close()
@@ -664,7 +554,8 @@ class Trainer(object):
         # Fix: the batch order is a function of the position alone (the lecture's read_data
         # reshuffled at every start): a resumed run draws what the uninterrupted one drew.
         batches = self.batches.batches(cfg.batch_size, [self.args.seed] + (
-            [self.cluster.task] if self.cluster else []), self.windows_drawn(self.step))
+            [self.cluster.task] if self.cluster else []),
+            (self.cluster.own_steps(self.step) if self.cluster else self.step) * cfg.batch_size)
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
         # Since the last log line. chars/s counts window positions (batch x window, padding
@@ -686,8 +577,8 @@ class Trainer(object):
                 if 'check_numerics' not in str(e):
                     raise
                 raise UserError('NaN or Inf at step {}: {}; nothing saved, the latest checkpoint '
-                                'is {}'.format(iteration, utils.first_line(e),
-                                               tf.train.latest_checkpoint(self.model_dir)))
+                                'is {}'.format(iteration, cli.first_line(e),
+                                               tf.train.latest_checkpoint(self.folder)))
             if results is None:   # a cluster's step, stopped while waiting for the others
                 break
             batch_loss = results[0]
@@ -699,7 +590,7 @@ class Trainer(object):
             train_time += time.time() - t
             if summarize:
                 self.writer.add_summary(results[2], self.step)
-                self.writer.add_summary(utils.scalar_summary(
+                self.writer.add_summary(runs.scalar_summary(
                     chars_per_sec=positions / max(train_time, 1e-9)), self.step)
             if (iteration + 1) % cfg.skip_step == 0:
                 # The lecture's two lines, then the loss per real character and the throughput.
@@ -713,23 +604,15 @@ class Trainer(object):
                 start = time.time()
             if not self.chief:
                 continue
-            if cfg.sample_every and utils.passed(iteration, self.step, cfg.sample_every) \
+            if cfg.sample_every and runs.passed(iteration, self.step, cfg.sample_every) \
                     and not self.stop:
                 self.print_samples()
-            if utils.passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
+            if runs.passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
                                                                 self.step >= cfg.steps):
                 self.validate()
                 self.save_latest()
                 self.writer.flush()
                 self.val_writer.flush()
-
-    def windows_drawn(self, step):
-        """The windows of this process's stream trained before global step `step`: every
-        step's batch in one process; in a cluster this worker's share of the updates'
-        batches (exact when every worker's batch goes into every update, --sync)."""
-        if not self.cluster:
-            return step * self.cfg.batch_size
-        return step * self.cluster.per_update // self.cluster.num_workers * self.cfg.batch_size
 
     def print_samples(self):
         sentences = self.model.generate(self.sess, self.seeds, self.cfg.len_generated,
@@ -746,94 +629,80 @@ class Trainer(object):
         if not self.val_batches:
             return
         val_loss = evaluate(self.sess, self.model, self.val_batches)
-        self.val_writer.add_summary(utils.scalar_summary(loss_per_char=val_loss), self.step)
+        self.val_writer.add_summary(runs.scalar_summary(loss_per_char=val_loss), self.step)
         improved = val_loss < self.best
         if improved:
             self.best = val_loss
             self.sess.run(self.set_best, {self.new_best: val_loss})
-            self.best_saver.save(utils.raw_session(self.sess, self.cluster), self.best_name,
+            self.best_saver.save(runs.raw_session(self.sess, self.cluster), self.best_name,
                                  global_step=self.step)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
 
     def save_latest(self):
-        return self.saver.save(utils.raw_session(self.sess, self.cluster), self.checkpoint_name,
+        return self.saver.save(runs.raw_session(self.sess, self.cluster), self.checkpoint_name,
                                global_step=self.step)
 
 
 def train(args, cfg, cluster=None):
-    model_dir = os.path.join(args.checkpoint_dir, args.model)
+    folder = os.path.join(args.checkpoint_dir, args.model)
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
     # One run per model folder: two would rotate each other's checkpoints away.
-    with utils.folder_lock(model_dir, 'another --model or --checkpoint-dir', cluster):
-        return train_in(model_dir, args, cfg, cluster)
+    with runs.folder_lock(folder, 'another --model or --checkpoint-dir', cluster):
+        return train_in(folder, args, cfg, cluster)
 
 
-def train_in(model_dir, args, cfg, cluster=None):
-    stored, ckpt = read_model_dir(model_dir)
-    if not ckpt:   # Fix: config.json of a run stopped before its first save binds nothing
-        stored = None
-    encoded = os.path.join(model_dir, ENCODED_FILE)
-    text, new = read_corpus(args.data, stored['vocab'] if stored else
-                            None if args.vocab == 'auto' else TRUMP_VOCAB, encoded)
-    vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, model_dir, text)
+def train_in(folder, args, cfg, cluster=None):
+    stored, _ = model_dir.read(folder)
+    text, new = model_dir.read_corpus(args.data, stored['vocab'] if stored else None
+                                      if args.vocab == 'auto' else TRUMP_VOCAB, folder,
+                                      (DATA_URL, DATA_SHA256) if os.path.normpath(args.data)
+                                      == os.path.normpath(DEFAULT_DATA) else None)
+    vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, folder, text)
     end_marker = resolve_end_marker(args, stored, text)
-    validation = validation_settings(args, cfg, text.sha256)
+    validation = model_dir.validation_settings(args, cfg, text.sha256)
     if stored is not None:
-        check_same_validation(stored, validation, model_dir)
-    corpus = utils.Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
-    print(corpus.describe(args.data, vocab_source))
+        model_dir.check_same_validation(stored, validation, folder)
+    split = windows.Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
+    print(split.describe(args.data, vocab_source))
     if end_marker:
         print('samples end after {!r}, the end of every line of the data (--end-marker)'.format(
             end_marker))
     print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
-          'lines'.format(len(corpus.train), cfg.window, corpus.train.n_lines, len(corpus.val),
-                         corpus.val.n_lines))
+          'lines'.format(len(split.train), cfg.window, split.train.n_lines, len(split.val),
+                         split.val.n_lines))
     settings = training_settings(args, cfg, hidden_sizes)
     print('settings: ' + ', '.join('{} {}'.format(k, v) for k, v in sorted(settings.items())))
-    with tf.Graph().as_default(), utils.cluster_device(cluster):
+    with tf.Graph().as_default(), distributed.cluster_device(cluster):
         model = build_model(vocab, hidden_sizes, args, cfg, cluster)
-        trainer = Trainer(model, cfg, args, corpus, model_dir, end_marker, cluster)
+        trainer = Trainer(model, cfg, args, split, folder, end_marker, cluster)
 
         def resume(sess):   # (a cluster's chief: each time it makes the session anew)
-            ckpt = utils.latest_checkpoint(model_dir, 'char-rnn')
+            ckpt = runs.latest_checkpoint(folder, model_dir.PREFIX)
             if ckpt:
-                utils.restore(sess, trainer.saver, ckpt)
+                runs.restore(sess, trainer.saver, ckpt)
                 step, best = sess.run([model.gstep, model.best_val_loss])
                 print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
                       else ', best validation loss {:.4f} nats/char'.format(best)))
             if new and trainer.chief:
-                utils.save_encoded(text, encoded)
+                model_dir.save_corpus(text, folder)
             if trainer.chief:   # with this run's settings (an earlier run's are in its log)
-                write_stored_config(model_dir, dict(stored or {
-                    'format': CONFIG_FORMAT, 'vocab': vocab, 'vocab_source': vocab_source,
-                    'hidden_sizes': hidden_sizes, 'data': args.data, 'validation': validation,
-                    'end_marker': end_marker}, training=settings))
-        with utils.training_session(cluster, trainer.saver, resume, args.threads) as sess:
+                model_dir.write_config(folder, dict(stored or {
+                    'format': model_dir.CONFIG_FORMAT, 'vocab': vocab,
+                    'vocab_source': vocab_source, 'hidden_sizes': hidden_sizes,
+                    'data': args.data, 'validation': validation, 'end_marker': end_marker},
+                    training=settings))
+        with runs.training_session(cluster, trainer.saver, resume, args.threads) as sess:
             return trainer.train(sess)
 
 
-def validation_settings(args, cfg, data_sha256):
-    """What decides the validation loss: the data, the held-out lines, the windows evaluated."""
-    return {'data_sha256': data_sha256, 'seed': args.seed,
-            'val_frac': args.val_frac, 'window': cfg.window,
-            'windows_evaluated': cfg.batch_size * cfg.eval_batches}
-
-
-def check_same_validation(stored, validation, model_dir):
-    """Fix: a resumed run on other data, --seed, --val-frac, --window or validation batches
-    measured another validation set against the stored best loss. One clear error instead."""
-    old = stored.get('validation')
-    if old is None:   # written before validation settings were stored: the flags it had
-        old = {key: stored[key] for key in ('seed', 'val_frac') if key in stored}
-    changed = utils.describe_changes(old, {key: validation[key] for key in old
-                                           if key in validation})
-    if changed:
-        raise UserError('{} was trained with another validation set: {}; its best validation '
-                        'loss would not compare. Resume with the same data and flags, or use '
-                        'another --model'.format(model_dir, changed))
+def resolve_shape(args, stored, folder, data=None):
+    """(vocab, vocab_source, hidden_sizes): the checkpoint's, else the flags' (model_dir)."""
+    asked = args.hidden_sizes or (CONFIGS[args.config].hidden_sizes if args.config else None)
+    return model_dir.resolve_shape(args, stored, folder, asked, LectureConfig.hidden_sizes,
+                                   TRUMP_VOCAB, data)
 
 
 # ---------------------------------------------------------------------------
@@ -841,17 +710,17 @@ def check_same_validation(stored, validation, model_dir):
 # ---------------------------------------------------------------------------
 
 def sample(args, cfg):
-    model_dir = os.path.join(args.checkpoint_dir, args.model)
-    stored, ckpt = read_model_dir(model_dir)
+    folder = os.path.join(args.checkpoint_dir, args.model)
+    stored, ckpt = model_dir.read(folder)
     if not ckpt:
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
-            model_dir, args.model))
-    vocab, _, hidden_sizes = resolve_shape(args, stored, model_dir)
+            folder, args.model))
+    vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
     primes = clean_primes(args.prime, vocab) if args.prime else default_seeds(vocab)
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
-        with tf.Session(config=utils.session_config(args.threads)) as sess:
-            utils.restore_latest(sess, tf.train.Saver(), model_dir, 'char-rnn', ckpt)
+        with tf.Session(config=runs.session_config(args.threads)) as sess:
+            runs.restore_latest(sess, tf.train.Saver(), folder, model_dir.PREFIX, ckpt)
             end = resolve_end_marker(args, stored)
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)
@@ -861,7 +730,7 @@ def sample(args, cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = make_config(args)
-    cluster = utils.cluster_from_args(args, [('--sample', args.sample)])
+    cluster = distributed.cluster_from_args(args, [('--sample', args.sample)])
     if args.sample:
         return sample(args, cfg)
     if args.prime:
@@ -870,4 +739,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(utils.run_main(main))
+    sys.exit(cli.run_main(main))

@@ -48,6 +48,7 @@ def parse_args(argv=None):
 
 
 def free_ports(count):
+    """`count` TCP ports free on localhost now (the kernel's choice; free until taken)."""
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(('localhost', 0))

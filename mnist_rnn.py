@@ -25,7 +25,7 @@ images` (the whole test set) and `[val] ep 1, mean accu 0.915000 over 5000 image
 validation split, read_data_sets' first 5,000 training images, which picks the epoch to
 report). Checkpoints (checkpoints/mnist_<cell>/) are saved after every epoch and on Ctrl-C
 or SIGTERM; the same command resumes, and a finished cell is not trained again (--force
-does). The LSTMs run as one fused op over all rows and gru by utils.gru_stack (see
+does). The LSTMs run as one fused op over all rows and gru by kernels.gru_stack (see
 MnistRnn), the same model as the notebook's graph, which --graph notebook runs; checkpoints
 move freely between the two.
 
@@ -62,12 +62,14 @@ import time
 import numpy as np
 
 import utils
-from utils import tf, rnn, UserError
+from tf1rnn import cell_runs, cli, distributed, files, kernels, layer_norm, mnist_data, runs, stats
+from utils import TF1, rnn, tf
+from tf1rnn.cli import UserError
 
 # The notebook's cells, in the order of its Tests #1-#5.
 CELLS = ('basic_rnn', 'basic_lstm', 'gru', 'lstm', 'ln_basic_lstm')
-MAX_SEQ_LEN, INPUT_UNITS = utils.MNIST_SHAPE   # rows per image, pixels per row
-NUM_CLASSES = utils.MNIST_CLASSES
+MAX_SEQ_LEN, INPUT_UNITS = mnist_data.MNIST_SHAPE   # rows per image, pixels per row
+NUM_CLASSES = mnist_data.MNIST_CLASSES
 NAN_EXIT = 3       # exit status when a cell stopped on NaN or Inf
 # TensorBoard tags. The notebook's tf.Summary.Value tags, as its OCR'd text reads
 # them ('train accuracy', 'loss', 'test accuracy'), plus the per-epoch mean.
@@ -139,17 +141,17 @@ def parse_args(argv=None):
         help='notebook (default) or tiny (a smoke test: 1 epoch, batch 32, 8 hidden, 320 '
              'train and 128 test images, no validation, a line every 5 steps); the flags below '
              'override it')
-    add('--epochs', type=utils.positive_int, help='epochs to train (notebook: 10)')
-    add('--batch-size', type=utils.positive_int, help='images per batch (notebook: 128)')
-    add('--hidden', type=utils.positive_int, help='units in the cell (notebook: 31)')
-    add('--lr', type=utils.positive_float,
+    add('--epochs', type=cli.positive_int, help='epochs to train (notebook: 10)')
+    add('--batch-size', type=cli.positive_int, help='images per batch (notebook: 128)')
+    add('--hidden', type=cli.positive_int, help='units in the cell (notebook: 31)')
+    add('--lr', type=cli.positive_float,
         help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
     add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
     add('--clip-norm', type=float,
         help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
     add('--ln-epsilon', type=float, metavar='EPS',
         help='ln_basic_lstm: layer norm\'s variance epsilon (contrib\'s 1e-12 makes its NaN; {} '
-             'cures it); on TF1 via the port utils.LayerNormBasicLSTMCell, same variables'.format(
+             'cures it); on TF1 via the port layer_norm.LayerNormBasicLSTMCell, same variables'.format(
                  LN_EPSILON_REMEDY))
     add('--ln-smoothing', action='store_true',
         help='ln_basic_lstm with norm_gain 0.85 and norm_shift 0.15 (the notebook\'s remedy, '
@@ -158,14 +160,14 @@ def parse_args(argv=None):
         help='check every gradient for NaN/Inf before the update (Test #6); names the '
              'gradient that failed')
     add('--graph', choices=['fast', 'notebook'], default='fast',
-        help='fast: the LSTMs as one BlockLSTM op over all rows, gru by utils.gru_stack, no '
+        help='fast: the LSTMs as one BlockLSTM op over all rows, gru by kernels.gru_stack, no '
              'sequence_length for any cell; notebook: dynamic_rnn over the cell with '
              'sequence_length, as the notebook. The same model and checkpoints')
-    add('--seed', type=utils.non_negative_int,
+    add('--seed', type=cli.non_negative_int,
         help='seed of the initial weights and of the training order: 0 (default) keeps the '
              'file\'s order, as the notebook (which set no seed); N > 0 trains on a fixed '
              'permutation drawn from N, the same every epoch')
-    add('--seeds', type=utils.seed_list, metavar='N|LIST',
+    add('--seeds', type=cli.seed_list, metavar='N|LIST',
         help='train every cell from seeds 0..N-1 (or a comma list, e.g. 0,3,7), one run per '
              '(cell, seed), and compare the cells over seeds (results.md: means, 95%% '
              'intervals, differences paired by seed); finished runs are reused')
@@ -185,17 +187,17 @@ def parse_args(argv=None):
              '(default: checkpoints)')
     add('--force', action='store_true',
         help='train a cell again even if its checkpoint says it is finished')
-    add('--threads', type=utils.non_negative_int, default=0,
+    add('--threads', type=cli.non_negative_int, default=0,
         help='TensorFlow intra/inter-op threads (default: 0, TensorFlow decides)')
-    add('--log-every', type=utils.positive_int, help='steps between log lines (notebook: 250)')
-    add('--validation-size', type=utils.non_negative_int,
+    add('--log-every', type=cli.positive_int, help='steps between log lines (notebook: 250)')
+    add('--validation-size', type=cli.non_negative_int,
         help='first training images held out as validation, as read_data_sets, to pick the '
              'epoch to report; 0 = none: the last epoch (default: 5000)')
-    add('--train-limit', type=utils.non_negative_int,
+    add('--train-limit', type=cli.non_negative_int,
         help='train on the first N of the remaining training images; 0 = all (default)')
-    add('--test-limit', type=utils.non_negative_int,
+    add('--test-limit', type=cli.non_negative_int,
         help='test on the first N test images; 0 = all (default)')
-    utils.add_cluster_flags(parser)
+    distributed.add_cluster_flags(parser)
     args = parser.parse_args(argv)
 
     config = CONFIGS[args.config]
@@ -214,7 +216,7 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------
-# Data: MNIST's four IDX files (utils.load_mnist, downloaded when missing), split as
+# Data: MNIST's four IDX files (mnist_data.load_mnist, downloaded when missing), split as
 # TF1's read_data_sets: {'train', 'validation', 'test'} DataSets of images and labels
 # ---------------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothin
     """The notebook's `if ... == rnn_type` chain.
 
     ln_epsilon: ln_basic_lstm's layer norm variance epsilon. Given, the cell is the port
-    utils.LayerNormBasicLSTMCell on either stack (contrib's hard-codes 1e-12; the port has
+    layer_norm.LayerNormBasicLSTMCell on either stack (contrib's hard-codes 1e-12; the port has
     the same variables and, at 1e-12, computes the same: tests/test_ln_port.py).
     """
     if 'basic_rnn' == rnn_type:
@@ -240,9 +242,11 @@ def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothin
         return rnn.GRUCell(num_hidden_units)
     if 'ln_basic_lstm' == rnn_type:
         smoothing = dict(norm_gain=0.85, norm_shift=0.15) if ln_norm_smoothing else {}
-        if ln_epsilon is not None:
-            return utils.LayerNormBasicLSTMCell(num_hidden_units, epsilon=ln_epsilon, **smoothing)
-        return rnn.LayerNormBasicLSTMCell(num_hidden_units, **smoothing)
+        if ln_epsilon is not None:   # (TF2 has no contrib: the port there, always)
+            return layer_norm.LayerNormBasicLSTMCell(num_hidden_units, epsilon=ln_epsilon,
+                                                     **smoothing)
+        cell = rnn.LayerNormBasicLSTMCell if TF1 else layer_norm.LayerNormBasicLSTMCell
+        return cell(num_hidden_units, **smoothing)
     raise ValueError('unknown rnn_type {!r}'.format(rnn_type))
 
 
@@ -252,8 +256,8 @@ class MnistRnn(object):
     inputs: float [batch, max_seq_len, input_units]; labels: int64 [batch]. The batch may be
     None (any size); train_cell keeps the notebook's batch_size, which runs faster.
     grad_clip_norm: the notebook's use_grad_clip (which clips at 5.0); 0 = off.
-    graph 'fast': basic_lstm, lstm and gru over all rows at once (utils.run_fused: one
-    BlockLSTM op, or utils.gru_stack), the others in dynamic_rnn without sequence_length;
+    graph 'fast': basic_lstm, lstm and gru over all rows at once (kernels.run_fused: one
+    BlockLSTM op, or kernels.gru_stack), the others in dynamic_rnn without sequence_length;
     'notebook': dynamic_rnn with it. The same model: variables, loss, gradients (tested).
     """
 
@@ -266,7 +270,7 @@ class MnistRnn(object):
         fused = None
         if graph == 'fast':   # the whole sequence at once, under dynamic_rnn's scope 'rnn'
             with tf.variable_scope('rnn'):
-                fused = utils.run_fused(cell, tf.transpose(inputs, [1, 0, 2]))
+                fused = kernels.run_fused(cell, tf.transpose(inputs, [1, 0, 2]))
         if fused:
             time_major, states = fused
             last = tf.transpose(time_major, [1, 0, 2])
@@ -297,7 +301,7 @@ class MnistRnn(object):
             grads_and_vars = utils.check_numerics(grads_and_vars)
         # Fix: minimize() let the update of one variable run while the backward pass still
         # read it; utils.apply_gradients applies gradients that are all computed first.
-        # (a cluster's: [global step, chief stopped] after the update, utils.Cluster)
+        # (a cluster's: [global step, chief stopped] after the update, distributed.Cluster)
         optimize = utils.apply_gradients(optimizer, grads_and_vars, global_step, cluster)
 
         # accuracy, as the notebook: labels and preds are int64, so no NaN can show here.
@@ -370,23 +374,23 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
 
     A generator: yields after each epoch's test so the caller saves. Raises NanStop on
     NaN/Inf (history then holds the last good position), and Stopped between two steps once
-    `stop` (a utils.StopRequest) is set (the caller saves). The position is counted in
+    `stop` (a runs.StopRequest) is set (the caller saves). The position is counted in
     batches trained, the notebook's step (which counts test batches too) follows from it.
 
-    On a cluster (a utils.Cluster) each worker trains on its share of the images (task,
+    On a cluster (a distributed.Cluster) each worker trains on its share of the images (task,
     task + n, ...), batch after batch, until the shared variables have had every epoch's
     batches (a worker's step counts one batch, async; an update --replicas-to-aggregate of
     them, --sync); the chief tests and validates when they pass an epoch's end (the others
     train on meanwhile) and yields.
     """
     out = out or sys.stdout
-    stop = utils.StopRequest() if stop is None else stop
+    stop = runs.StopRequest() if stop is None else stop
     chief, task, workers = (True, 0, 1) if cluster is None else (
         cluster.is_chief, cluster.task, cluster.num_workers)
     per_update = cluster.per_update if cluster else 1
     epoch_batches = data['train'].num_examples // args.batch_size
     test_batches = data['test'].num_examples // args.batch_size
-    batches = utils.DataSet(data['train'].images[task::workers],
+    batches = mnist_data.DataSet(data['train'].images[task::workers],
                             data['train'].labels[task::workers]).batches(args.batch_size)
     if not batches:
         raise UserError('{} training images for {} workers make no whole batch of --batch-size '
@@ -430,10 +434,10 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
         first, done = done is None, done + 1 if cluster is None else update * per_update
         step = notebook_step(done)
 
-        train_writer.add_summary(utils.scalar_summary(
+        train_writer.add_summary(runs.scalar_summary(
             (TAG_TRAIN_ACCURACY, accuracy), (TAG_LOSS, loss)), global_step=step)
         finite = np.isfinite(loss)
-        if utils.passed(before, step, args.log_every) and not first or not finite:
+        if runs.passed(before, step, args.log_every) and not first or not finite:
             # On NaN this prints the notebook's `loss nan` line before stopping.
             print('[trn] ep {:d}, step {:d}, loss {:f}, accu {:f}, sec/iter {:f}'.format(
                 min((done - 1) // epoch_batches, args.epochs - 1) + 1, step,
@@ -499,7 +503,7 @@ def test_epoch(sess, model, inputs, labels, data, args, ep, step, test_writer, o
         t_elapsed = time.time() - t_start
         test_elapsed.append(t_elapsed)
         step += 1
-        test_writer.add_summary(utils.scalar_summary((TAG_TEST_ACCURACY, accuracy)),
+        test_writer.add_summary(runs.scalar_summary((TAG_TEST_ACCURACY, accuracy)),
                                 global_step=step)
         if step % args.log_every == 0:
             window_accuracy = float(np.amin(test_accuracy))
@@ -527,7 +531,7 @@ def test_epoch(sess, model, inputs, labels, data, args, ep, step, test_writer, o
             ep + 1, validation_accuracy, validation_count), file=out)
         means.append((TAG_VALIDATION_ACCURACY, validation_accuracy))
     out.flush()
-    test_writer.add_summary(utils.scalar_summary(*means), global_step=step)
+    test_writer.add_summary(runs.scalar_summary(*means), global_step=step)
     test_writer.flush()
     return step, {'epoch': ep + 1, 'step': step, 'test_accuracy': mean_accuracy,
                   'validation_accuracy': validation_accuracy,
@@ -538,79 +542,38 @@ def test_epoch(sess, model, inputs, labels, data, args, ep, step, test_writer, o
 # One cell: build, restore or start, train, save
 # ---------------------------------------------------------------------------
 
-HISTORY = 'history.json'
-HISTORY_KEYS = ('settings', 'status', 'epoch', 'batch', 'step', 'epochs', 'losses', 'checkpoint')
-
-
-# Settings added since the first checkpoints, with the value those were trained with.
-SETTINGS_ADDED = {'ln_epsilon': None}
-
-
 def run_settings(cell, args, data):
     """What a checkpoint must match to be resumed."""
     return {'cell': cell, 'hidden': args.hidden, 'batch_size': args.batch_size, 'lr': args.lr,
             'forget_bias': args.forget_bias, 'clip_norm': args.clip_norm,
             'ln_smoothing': bool(args.ln_smoothing), 'seed': args.seed,
             'ln_epsilon': args.ln_epsilon if cell == 'ln_basic_lstm' else None,
-            'data': utils.data_fingerprint(data), 'stack': utils.STACK}
-
-
-def run_dirs(cell, args):
-    """(checkpoint folder, train run, test run) of a cell: the notebook's train_<cell> and
-    test_<cell>; with --seeds one TensorBoard run per (cell, seed), <cell>/seed<k> (the
-    tags differ), so the scalars dashboard draws every cell's seeds side by side."""
-    if args.seeds is None:
-        return tuple(os.path.join(folder, prefix + cell) for folder, prefix in (
-            (args.checkpoint_dir, 'mnist_'), (args.logdir, 'train_'), (args.logdir, 'test_')))
-    run = os.path.join(args.logdir, cell, 'seed{}'.format(args.seed))
-    return os.path.join(args.checkpoint_dir, 'mnist_{}_seed{}'.format(cell, args.seed)), run, run
+            'data': mnist_data.data_fingerprint(data), 'stack': utils.STACK}
 
 
 def train_cell(cell, args, data, out=None, stop=None, cluster=None):
     """Trains one cell (or finds it finished); returns its history, status in history['status'].
 
-    stop: a utils.StopRequest; once set, training stops between two steps, saves, and the
+    stop: a runs.StopRequest; once set, training stops between two steps, saves, and the
     status is 'interrupted' (or 'done' if the signal came during the last epoch's save).
-    cluster: a started utils.Cluster worker; its chief reads and writes the history and the
+    cluster: a started distributed.Cluster worker; its chief reads and writes the history and the
     checkpoints, the other workers only train.
     """
-    ckpt_dir = run_dirs(cell, args)[0]
+    ckpt_dir = cell_runs.run_dirs(cell, args)[0]
     # One run per cell folder: two would overwrite each other's checkpoints and history.
-    with utils.folder_lock(ckpt_dir, cluster=cluster):
+    with runs.folder_lock(ckpt_dir, cluster=cluster):
         return train_cell_in(ckpt_dir, cell, args, data, out, stop, cluster)
 
 
 def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None):
     out = out or sys.stdout
-    stop = utils.StopRequest() if stop is None else stop
+    stop = runs.StopRequest() if stop is None else stop
     chief = cluster is None or cluster.is_chief
     settings = run_settings(cell, args, data)
-    history = None if args.force or not chief else utils.read_history(
-        os.path.join(ckpt_dir, HISTORY), HISTORY_KEYS, SETTINGS_ADDED,
-        '--force starts the cell over')
-    if history is not None and not history.get('checkpoint') and history['status'] != 'nan':
-        # Fix: a run stopped before its first save left nothing to resume: its settings
-        # bind nothing, and it starts over.
-        print('[{}] {} holds no checkpoint yet: starting the cell over'.format(cell, ckpt_dir),
-              file=out)
-        history = None
-    if history is not None and history['settings'] != settings:
-        if history.get('status') != 'nan':
-            raise UserError('{} holds a {} run with other settings: {}; pass --force to train it '
-                            'again, or another --checkpoint-dir'.format(
-                                ckpt_dir, cell,
-                                utils.describe_changes(history['settings'], settings)))
-        print('[{}] replacing the run that stopped on NaN in {} ({})'.format(
-            cell, ckpt_dir, utils.describe_changes(history['settings'], settings)), file=out)
-        history = None
-    finished = history is not None and (history['status'] == 'nan' or
-                                        len(history['epochs']) >= args.epochs)
-    if finished:
-        print('[{}] already {} in {}; --force trains it again'.format(
-            cell, 'stopped on NaN' if history['status'] == 'nan'
-            else 'trained for {} epochs'.format(len(history['epochs'])), ckpt_dir), file=out)
-        if cluster is None:
-            return history
+    history, finished = cell_runs.open_history(ckpt_dir, cell, settings, args.epochs,
+                                               args.force or not chief, out)
+    if finished and cluster is None:
+        return history
 
     train_batches = data['train'].num_examples // args.batch_size
     test_batches = data['test'].num_examples // args.batch_size
@@ -620,7 +583,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
     wall_start = [time.time()]   # graph building and restoring count too
     graph = tf.Graph()
-    with graph.as_default(), utils.cluster_device(cluster):
+    with graph.as_default(), distributed.cluster_device(cluster):
         tf.set_random_seed(args.seed)
         # The notebook's batch size, not None: an unknown batch dimension makes every training
         # step slower (measured: +10% basic_lstm and gru, +25-50% ln_basic_lstm); evaluate
@@ -640,15 +603,13 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
         saver = tf.train.Saver([v for v in tf.global_variables() if v is not global_step],
                                max_to_keep=2)
 
-    _, train_dir, test_dir = run_dirs(cell, args)
+    _, train_dir, test_dir = cell_runs.run_dirs(cell, args)
     resumed = history is not None
     if not resumed:
-        history = {'settings': settings, 'status': 'training', 'epoch': 0, 'batch': 0,
-                   'step': 0, 'epochs': [], 'losses': [], 'train_seconds': 0.0,
-                   'train_steps': 0, 'wall_seconds': 0.0, 'nan': None, 'checkpoint': None}
+        history = cell_runs.new_history(settings)
         if chief:
-            utils.clear_events(train_dir)
-            utils.clear_events(test_dir)
+            runs.clear_events(train_dir)
+            runs.clear_events(test_dir)
 
     def start(sess):   # the chief, after initialising the variables (a cluster: each time)
         if resumed and not finished:
@@ -661,7 +622,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
             done = history['epoch'] * train_batches + history['batch']
             global_step.load(-(-done // cluster.per_update), sess)
 
-    with graph.as_default(), utils.training_session(cluster, saver, start, args.threads) as sess:
+    with graph.as_default(), runs.training_session(cluster, saver, start, args.threads) as sess:
         if finished:   # a cluster's chief opened the session to tell the workers to stop
             return history
         history['status'] = 'training'
@@ -678,9 +639,9 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
                       history['epoch'] + 1, history['step']) if resumed else ''), file=out)
         out.flush()
 
-        train_writer = utils.event_writer(train_dir, graph, chief)   # only the chief writes
+        train_writer = runs.event_writer(train_dir, graph, chief)   # only the chief writes
         test_writer = (train_writer if test_dir == train_dir else
-                       utils.event_writer(test_dir, graph, chief))
+                       runs.event_writer(test_dir, graph, chief))
 
         def save(status):
             history['status'] = status
@@ -690,14 +651,14 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
             history['wall_seconds'] += now - wall_start[0]
             wall_start[0] = now
             if status != 'nan':   # a NaN leaves the last good checkpoint in place
-                path = saver.save(utils.raw_session(sess, cluster),
+                path = saver.save(runs.raw_session(sess, cluster),
                                   os.path.join(ckpt_dir, 'model.ckpt'),
                                   global_step=history['step'], write_meta_graph=False)
                 history['checkpoint'] = os.path.basename(path)
-            utils.write_json(os.path.join(ckpt_dir, HISTORY), history)
+            runs.write_json(os.path.join(ckpt_dir, cell_runs.HISTORY), history)
 
         if chief:
-            utils.safe_mkdir(ckpt_dir)
+            files.safe_mkdir(ckpt_dir)
         try:
             for epoch in train(sess, model, inputs_, labels_, data, args, history, train_writer,
                                test_writer, out, stop, cluster):
@@ -720,7 +681,7 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
         if stop and history['status'] == 'training':
             history['status'] = 'interrupted'
             print('[{}] {} at ep {}, step {}{}'.format(
-                cell, 'stopped: the chief stopped' if stop.signum == utils.CHIEF_STOPPED
+                cell, 'stopped: the chief stopped' if stop.signum == runs.CHIEF_STOPPED
                 else 'interrupted by ' + stop.name, history['epoch'] + 1, history['step'],
                 ': saved {}; run the same command to resume'.format(ckpt_dir) if chief else ''),
                 file=out)
@@ -728,107 +689,34 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
 
 # ---------------------------------------------------------------------------
-# Comparison over cells and seeds: results.md, results.csv, runs.csv, results.png
-# (the statistics, tables and plots are utils')
-# ---------------------------------------------------------------------------
-
-RUN_COLUMNS = ('cell', 'seed', 'status', 'epochs', 'best epoch (val)', 'val accu',
-               'test accu at best val', 'final test accu', 'min-window test accu', 'final loss',
-               'sec/step', 'train s', 'wall s')
-# Per cell, the means of these run figures beside the test accuracy's statistics.
-MEANS = (('min-window (mean)', 'window', '{:.4f}'), ('sec/step', 'sec/step', '{:.6f}'),
-         ('wall s per run', 'wall s', '{:.1f}'))
-RESULTS_NOTE = (
-    'Per run, the test accuracy (all test images) of the epoch with the best validation '
-    'accuracy (the last epoch without validation); per cell its mean over the runs without '
-    'NaN, their standard deviation and the 95% t interval of the mean. min-window: the '
-    'notebook\'s printed [tst] figure (the least accuracy of a window of test batches) in the '
-    'last epoch, mean over runs. sec/step: mean seconds per training step. A seed sets the '
-    'initial weights and the training order (seed 0: the file\'s order, the notebook\'s); '
-    'the differences below pair runs of the same seed.')
-
-
-def best_epoch(epochs):
-    """(the epoch entry with the best validation accuracy, the first of equals, True), or
-    (the last epoch, False) when no epoch was validated; (None, False) for no epochs."""
-    validated = [e for e in epochs if e.get('validation_accuracy') is not None]
-    if validated:
-        return max(validated, key=lambda e: e['validation_accuracy']), True
-    return (epochs[-1] if epochs else None), False
-
-
-def run_figures(cell, seed, history):
-    """One run's numbers for utils.report_over_seeds. The score compared is the test accuracy
-    of the epoch with the best validation accuracy (the last epoch without validation), none
-    after a NaN; 'row' is the run's line in runs.csv."""
-    epochs, nan, fmt = history['epochs'], history['status'] == 'nan', utils.fmt
-    best, validated = best_epoch(epochs)
-    best, last, steps = best or {}, (epochs[-1] if epochs else {}), history['train_steps']
-    score = None if nan or not best else best['test_accuracy']
-    sec = history['train_seconds'] / steps if steps else None
-    return {'name': cell, 'seed': seed, 'nan': nan, 'score': score, 'sec/step': sec,
-            'window': last.get('test_window_accuracy'), 'wall s': history['wall_seconds'],
-            'curve': [e['test_accuracy'] for e in epochs],
-            # (histories from before per-epoch times: the total spread evenly)
-            'seconds': [e.get('train_seconds', history['train_seconds'] * e['epoch'] / len(epochs))
-                        for e in epochs],
-            # What tells two runs apart: every epoch's accuracies and mean loss.
-            'signature': [x for e in epochs for x in (e['test_accuracy'], e.get('train_loss', 0),
-                                                      e.get('validation_accuracy') or 0)],
-            'row': dict(zip(RUN_COLUMNS, (
-                cell, seed, history['status'], len(epochs),
-                fmt(best.get('epoch'), '{}' if validated else '{} (last: no validation)'),
-                fmt(best.get('validation_accuracy')), fmt(score), fmt(last.get('test_accuracy')),
-                fmt(last.get('test_window_accuracy')),
-                'nan' if nan else fmt(last.get('train_loss')),
-                fmt(sec, '{:.6f}'), fmt(history['train_seconds'], '{:.1f}'),
-                fmt(history['wall_seconds'], '{:.1f}'))))}
-
-
-def write_results(figures, args, data, folder, started):
-    """results.md, results.csv, runs.csv and results.png in folder; returns the cell rows."""
-    cells = sorted({f['name'] for f in figures}, key=CELLS.index)
-    seeds = sorted({f['seed'] for f in figures})
-    facts = utils.report_facts('mnist_rnn.py', args.argv, args.data_dir or utils.MNIST_DIR, data, [
-        (k, getattr(args, k)) for k in ('epochs', 'batch_size', 'hidden', 'lr', 'forget_bias',
-                                        'clip_norm', 'ln_epsilon', 'ln_smoothing', 'graph',
-                                        'validation_size', 'train_limit', 'test_limit')],
-        figures, started)
-    title = 'mnist_rnn.py: {} cells, seed{} {}'.format(len(cells), 's' * (len(seeds) > 1),
-                                                       ', '.join(map(str, seeds)))
-    return utils.report_over_seeds(folder, figures, cells, title, facts, RESULTS_NOTE, MEANS,
-                                   RUN_COLUMNS)[0]
-
-
-# ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
 
 def main(argv=None):
-    started = (time.time(), utils.load_average())
+    started = (time.time(), stats.load_average())
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)   # for results.md
-    cluster = utils.cluster_from_args(args, [('--seeds', args.seeds is not None),
+    cluster = distributed.cluster_from_args(args, [('--seeds', args.seeds is not None),
                                              ('more than one --cell', len(args.cell) > 1)])
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
-    data = utils.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
+    data = mnist_data.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     seeds = [args.seed] if args.seeds is None else args.seeds
     todo = [(seed, cell) for seed in seeds for cell in args.cell]   # whole seeds first
     figures = []
     # From here Ctrl-C and SIGTERM only set `stop`: training stops between two steps, saves
-    # and exits 0; one during a save waits for it (utils.stop_on_signals).
-    with utils.stop_on_signals() as stop:
+    # and exits 0; one during a save waits for it (runs.stop_on_signals).
+    with runs.stop_on_signals() as stop:
         for index, (seed, cell) in enumerate(todo):
             if args.seeds is not None:
                 print('=== {}, seed {} (run {} of {})'.format(cell, seed, index + 1, len(todo)))
             if index == 0 or seed != todo[index - 1][0]:
-                seed_data = utils.seeded_data(data, seed)
+                seed_data = mnist_data.seeded_data(data, seed)
             history = train_cell(cell, argparse.Namespace(**dict(vars(args), seed=seed)),
                                  seed_data, stop=stop, cluster=cluster)
             if history['status'] == 'interrupted':
                 return 0
-            figures.append(run_figures(cell, seed, history))
+            figures.append(cell_runs.run_figures(cell, seed, history))
             if stop and index + 1 < len(todo):
                 print('{} after {}, seed {}: {} more run{} to train; run the same command to go '
                       'on'.format(stop.name, cell, seed, len(todo) - index - 1,
@@ -836,11 +724,11 @@ def main(argv=None):
                 return 0
     if len(args.cell) > 1 or args.seeds is not None:
         folder = args.results_dir or args.logdir
-        write_results(figures, args, data, folder, started)
+        cell_runs.write_results(figures, args, data, folder, started, CELLS)
         print('results: {}'.format(', '.join(os.path.join(folder, name) for name in (
             'results.md', 'results.csv', 'runs.csv', 'results.png'))))
     return NAN_EXIT if any(f['nan'] for f in figures) else 0
 
 
 if __name__ == '__main__':
-    sys.exit(utils.run_main(main))
+    sys.exit(cli.run_main(main))

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 WARMUP_STEPS = 100
 MIN_LR = 1e-4
+LN2 = math.log(2)  # nats per bit
 
 
 class UserError(Exception):
@@ -200,7 +201,7 @@ def parse_args(argv):
                                 ('--lr', float, 1e-3)]:
         p.add_argument(flag, type=kind, default=default, help='default {}'.format(default))
     args = p.parse_args(argv)
-    checks = [(args.minutes > 0 and args.eval_seconds > 0, 'times must be > 0'),
+    checks = [(min(args.minutes, args.eval_seconds) > 0, '--minutes, --eval-seconds must be > 0'),
               (min(args.threads, args.eval_batch, args.batch_size, args.n_layer, args.n_head) >= 1
                and args.block_size >= 2, 'sizes must be >= 1 (--block-size >= 2)'),
               (args.eval_chars == 0 or args.eval_chars > args.block_size,
@@ -214,15 +215,11 @@ def parse_args(argv):
     return args
 
 
-def bits(nats):
-    return nats / math.log(2)
-
-
 def progress(seconds, step, train_losses, val_loss, lr):
     """A progress line; the train loss is the mean over the steps since the last one."""
     train_loss = sum(train_losses) / len(train_losses) if train_losses else float('nan')
     return 't {:.0f}s step {} train loss {:.4f} val {:.4f} nats/char ({:.4f} bits/char) ' \
-        'lr {:.2e}'.format(seconds, step, train_loss, val_loss, bits(val_loss), lr)
+        'lr {:.2e}'.format(seconds, step, train_loss, val_loss, val_loss / LN2, lr)
 
 
 def main(argv=None):
@@ -287,8 +284,8 @@ def main(argv=None):
         result['final']['test'] = test_loss
         print('final: {} steps in {:.1f}s ({:.2f} steps/s), val {:.4f} nats/char ({:.4f} '
               'bits/char), test {:.4f} nats/char ({:.4f} bits/char)'.format(
-                  step, seconds, step / seconds, val_loss, bits(val_loss), test_loss,
-                  bits(test_loss)), flush=True)
+                  step, seconds, step / seconds, val_loss, val_loss / LN2, test_loss,
+                  test_loss / LN2), flush=True)
     except KeyboardInterrupt:
         if not result['final']['steps']:
             result['final'].update(steps=step, seconds=round(time.perf_counter() - start, 2))

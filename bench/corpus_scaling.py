@@ -18,8 +18,7 @@ largest. For each size, each in its own process (2 TensorFlow threads, as bench/
 Start-up: seconds from starting the process to its first training step's log line
 ("Iter N."), TensorFlow's import and graph building included; peak RSS: the process's
 maximum resident set size (wait4). The table goes to bench/results/corpus-scaling-<stack>.md
-with the command and the machine's load, and (unless --no-readme) into README.md between its
-corpus-scaling markers.
+with the command and the machine's load.
 """
 from __future__ import print_function
 
@@ -38,9 +37,6 @@ from common import ROOT, THREAD_ENV
 
 BEFORE = '5a04bb7'
 RESULTS = os.path.join(ROOT, 'bench', 'results')
-README = os.path.join(ROOT, 'README.md')
-MARKERS = ('<!-- corpus-scaling: written by bench/corpus_scaling.py -->',
-           '<!-- corpus-scaling end -->')
 STACK = 'tf1' if sys.version_info[:2] == (3, 7) else 'tf2'
 
 
@@ -147,7 +143,6 @@ def main(argv=None):
     p.add_argument('--workdir', default=None, help='where the corpora and checkpoints go')
     p.add_argument('--results', default=os.path.join(RESULTS, 'corpus-scaling-{}.md'.format(
         STACK)))
-    p.add_argument('--no-readme', action='store_true', help='leave README.md as it is')
     args = p.parse_args(argv)
     source = common.tweets_path(args.data)
     if source is None:
@@ -203,22 +198,6 @@ def main(argv=None):
     with open(args.results, 'w', encoding='utf-8') as f:
         f.write('\n'.join(report).rstrip() + '\n')
     print('\n'.join(report))
-    if not args.no_readme:
-        update_readme(lines + [''] + ['- ' + note for note in notes], command, args.results)
-
-
-def update_readme(lines, command, results):
-    """The table between README.md's corpus-scaling markers, if it has them."""
-    with open(README, encoding='utf-8') as f:
-        text = f.read()
-    if MARKERS[0] not in text or MARKERS[1] not in text:
-        return
-    head, rest = text.split(MARKERS[0], 1)
-    _, tail = rest.split(MARKERS[1], 1)
-    body = ['', '`{}` ({}, from `{}`):'.format(command, STACK, os.path.relpath(results, ROOT)),
-            ''] + lines
-    with open(README, 'w', encoding='utf-8') as f:
-        f.write(head + MARKERS[0] + '\n'.join(body).rstrip() + '\n' + MARKERS[1] + tail)
 
 
 if __name__ == '__main__':

@@ -15,7 +15,11 @@ import numpy as np
 
 import common
 from common import THREADS
-from utils import rnn, tf
+from tf1rnn import layer_norm
+from utils import TF1, rnn, tf
+
+# contrib's cell on TF1; TF2 has no contrib, the project's port of it there.
+LayerNormBasicLSTMCell = rnn.LayerNormBasicLSTMCell if TF1 else layer_norm.LayerNormBasicLSTMCell
 
 CELLS = ('basic_rnn', 'basic_lstm', 'lstm', 'gru', 'ln_basic_lstm')
 
@@ -55,12 +59,12 @@ class MnistRnn:
             cell = rnn.GRUCell(num_hidden_units)
         if 'ln_basic_lstm' == rnn_type:
             if ln_norm_smoothing:
-                cell = rnn.LayerNormBasicLSTMCell(
+                cell = LayerNormBasicLSTMCell(
                     num_hidden_units,
                     norm_gain=0.85,
                     norm_shift=0.15)
             else:
-                cell = rnn.LayerNormBasicLSTMCell(
+                cell = LayerNormBasicLSTMCell(
                     num_hidden_units)
         sequence_length = [max_seq_len] * batch_size
         last, states = tf.nn.dynamic_rnn(

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, 'bench'))
 
 import common  # noqa: E402
 import utils  # noqa: E402
+from tf1rnn import runs
 from utils import tf  # noqa: E402
 
 MATMULS = ('MatMul', '_FusedMatMul', 'BatchMatMul', 'BatchMatMulV2', 'BlockLSTM', 'GRUBlockCell')
@@ -59,7 +60,7 @@ def trace(build, tweets, warmup=5, timed=10):
         tf.set_random_seed(0)
         seq, fetches, batch = build(tweets)
         init = tf.global_variables_initializer()
-    with tf.Session(graph=graph, config=utils.session_config(common.THREADS)) as sess:
+    with tf.Session(graph=graph, config=runs.session_config(common.THREADS)) as sess:
         sess.run(init)
         for i in range(warmup):
             sess.run(fetches, {seq: batch(i)})

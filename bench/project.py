@@ -5,7 +5,7 @@ public functions and classes and timing the step its training loop runs, so a
 change of the scripts' interface is fixed here only.
 
     char_rnn:  parse_args, make_config, build_model -> CharRNN (seq, loss, opt,
-               generate), TRUMP_VOCAB, default_seeds; its utils.Corpus(...).train.batches
+               generate), TRUMP_VOCAB, default_seeds; its windows.Corpus(...).train.batches
     mnist_rnn: MnistRnn (optimize, loss, accuracy), DataSet(...).batches,
                NotebookConfig, INPUT_UNITS, MAX_SEQ_LEN
 """
@@ -45,10 +45,11 @@ def _char_model(char_rnn, tweets, seed, graph='fast'):
 
 def char_training(char_rnn, tweets, seed=0, graph='fast'):
     """(config, CharRNN, its training batches): what char_rnn.py's training loop runs."""
-    utils = char_rnn.utils   # (the script's own, which may be another checkout's)
+    # (the script's own modules, which may be another checkout's)
+    windows, corpus = char_rnn.windows, char_rnn.corpus
     args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
-    corpus = utils.Corpus(utils.encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
-    return cfg, model, corpus.train.batches(cfg.batch_size, [seed])
+    split = windows.Corpus(corpus.encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
+    return cfg, model, split.train.batches(cfg.batch_size, [seed])
 
 
 def char_train(tweets, steps, repeats, warmup, seed=0, graph='fast'):
@@ -56,7 +57,8 @@ def char_train(tweets, steps, repeats, warmup, seed=0, graph='fast'):
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
-    from utils import session_config, tf
+    from tf1rnn.runs import session_config
+    from utils import tf
     cfg, model, batches = char_training(char_rnn, tweets, seed, graph)
     with tf.Session(config=session_config(THREADS)) as sess:
         sess.run(tf.global_variables_initializer())
@@ -73,7 +75,8 @@ def char_generate(repeats, seed=0):
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
-    from utils import session_config, tf
+    from tf1rnn.runs import session_config
+    from utils import tf
     _, cfg, vocab, model = _char_model(char_rnn, char_rnn.DEFAULT_DATA, seed)
     seeds = char_rnn.default_seeds(vocab)
     with tf.Session(config=session_config(THREADS)) as sess:
@@ -98,7 +101,9 @@ def mnist_step(cell, steps, repeats, warmup, seed=0, graph='fast'):
     mnist_rnn = _script('mnist_rnn')
     if mnist_rnn is None:
         return common.skipped('mnist_rnn.py not found')
-    from utils import DataSet, session_config, tf
+    from tf1rnn.mnist_data import DataSet
+    from tf1rnn.runs import session_config
+    from utils import tf
     cfg = mnist_rnn.NotebookConfig()
     tf.set_random_seed(seed)
     rng = np.random.RandomState(seed)

@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import char_rnn  # noqa: E402
 import utils  # noqa: E402
+from tf1rnn import cli, corpus, model_dir, runs, windows
 from utils import tf  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,20 +62,20 @@ def main(argv=None):
     p.add_argument('--out', default=None,
                    help='markdown file (default: bench/results/sampling-<stack>.md)')
     args = p.parse_args(argv)
-    model_dir = os.path.join(args.checkpoint_dir, args.model)
-    stored = char_rnn.read_stored_config(model_dir)
-    ckpt = char_rnn.latest_checkpoint(model_dir)
+    folder = os.path.join(args.checkpoint_dir, args.model)
+    stored, ckpt = model_dir.read(folder)
     if not ckpt or not stored:
-        raise utils.UserError('no checkpoint in {}'.format(model_dir))
+        raise cli.UserError('no checkpoint in {}'.format(folder))
     vocab, sizes = stored['vocab'], stored['hidden_sizes']
-    lines = utils.read_lines(args.data)
+    with open(args.data, encoding='utf-8') as f:
+        lines = [line.strip() for line in f]
     counts = collections.Counter(''.join(lines))
     total = float(sum(counts[ch] for ch in vocab))
     rare = {ch for ch in vocab if counts[ch] / total < RARE}
     corpus_rare = sum(counts[ch] for ch in rare) / total
     validation = stored.get('validation', {})
-    corpus = utils.Corpus(utils.encode_lines(lines, vocab), 50,
-                             validation.get('val_frac', 0.05), validation.get('seed', 0))
+    split = windows.Corpus(corpus.encode_lines(lines, vocab), 50,
+                           validation.get('val_frac', 0.05), validation.get('seed', 0))
     seeds = char_rnn.default_seeds(vocab)
     rows = []
     for sampling, temperature in ROWS:
@@ -82,12 +83,12 @@ def main(argv=None):
         cfg = char_rnn.make_config(cargs)
         with tf.Graph().as_default():
             model = char_rnn.build_model(vocab, sizes, cargs, cfg)
-            with tf.Session(config=utils.session_config()) as sess:
-                utils.restore(sess, tf.train.Saver(), ckpt)
+            with tf.Session(config=runs.session_config()) as sess:
+                runs.restore(sess, tf.train.Saver(), ckpt)
                 step = sess.run(model.gstep)
                 if not rows:
                     held_out = np.concatenate([target_probabilities(sess, model, batch)[
-                        batch[:, 1:] > 0] for batch in corpus.val.fixed_batches(64)])
+                        batch[:, 1:] > 0] for batch in split.val.fixed_batches(64)])
                 texts, probs = [], []
                 for _ in range(args.rounds):
                     batch = model.generate(sess, seeds, args.length, temperature=temperature,
@@ -130,4 +131,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(utils.run_main(main))
+    sys.exit(cli.run_main(main))

@@ -18,7 +18,7 @@ fortunes.txt, Debian's fortunes (text files concatenated, the % separator lines 
 
 Writes bench/results/time-to-quality-<name>-<stack>.md (table by minute, samples) and .csv
 (every validation: config, step, seconds, loss), and the table of every such .csv into
-README.md between its time-to-quality markers (--no-readme: not).
+bench/results/time-to-quality.md.
 """
 from __future__ import print_function
 
@@ -41,9 +41,6 @@ sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import common  # noqa: E402
 from run import machine_info  # noqa: E402
 
-README = os.path.join(ROOT, 'README.md')
-MARKERS = ('<!-- time-to-quality: written by bench/time_to_quality.py -->',
-           '<!-- time-to-quality end -->')
 MINUTES = (1, 2, 3, 5, 7.5, 10)
 LOAD = '# load average at the start and at the end:'
 SAMPLES = '# samples:'
@@ -104,7 +101,6 @@ def main():
     p.add_argument('--vocab', default=None, help='char_rnn.py --vocab (auto: any text)')
     p.add_argument('--flags', default='', help='more char_rnn.py flags, for every run')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--no-readme', action='store_true', help='leave README.md as it is')
     p.add_argument('--out', default=None, help='output stem (default '
                    'bench/results/time-to-quality-<name>-<stack>)')
     args = p.parse_args()
@@ -142,8 +138,8 @@ def main():
                 writer.writerow([config] + list(row))
     render(stem, args.name, utils.STACK, curves)
     print('wrote {}.md and .csv'.format(stem))
-    if not args.no_readme and not args.out:
-        update_readme()
+    if not args.out:
+        write_summary()
 
 
 def read_curves(path):
@@ -205,7 +201,7 @@ def render(stem, name, stack, curves):
         f.write('\n'.join(lines) + '\n')
 
 
-def update_readme():
+def write_summary():
     """One row per (corpus, stack, config) of every result .csv: the loss by minute."""
     folder = os.path.join(ROOT, 'bench', 'results')
     rows = []
@@ -223,19 +219,13 @@ def update_readme():
             rows.append('| {} | {} | {} | {} | {:.3f} | {:,} in {:.1f} min |'.format(
                 match.group(1), match.group(2), config, ' | '.join(cells),
                 min(loss for _, _, loss in curve), last[0], last[1] / 60))
-    with open(README, encoding='utf-8') as f:
-        text = f.read()
-    if MARKERS[0] not in text or MARKERS[1] not in text:
-        return
-    head, rest = text.split(MARKERS[0], 1)
-    _, tail = rest.split(MARKERS[1], 1)
-    body = ['', 'Validation loss (nats/char) by wall minute since the command started, from '
+    body = ['# Time to quality', '', 'Validation loss (nats/char) by wall minute since the command started, from '
             '`bench/results/time-to-quality-<corpus>-<stack>.md` (written by '
             '`bench/time_to_quality.py`, the commands there):', '',
             '| corpus | stack | config | ' + ' | '.join('{:g} min'.format(m) for m in MINUTES)
             + ' | best | steps |', '|---|---|---|' + '--:|' * (len(MINUTES) + 2)] + rows
-    with open(README, 'w', encoding='utf-8') as f:
-        f.write(head + MARKERS[0] + '\n'.join(body) + '\n' + MARKERS[1] + tail)
+    with open(os.path.join(folder, 'time-to-quality.md'), 'w', encoding='utf-8') as f:
+        f.write('\n'.join(body) + '\n')
 
 
 if __name__ == '__main__':

@@ -19,6 +19,9 @@ import pytest
 
 import char_rnn
 import utils
+from tf1rnn import cli, corpus, files, runs, windows
+from tf1rnn.model_dir import CONFIG_FILE, ENCODED_FILE
+import lecture_reference
 from utils import tf
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'char_rnn.py')
@@ -49,7 +52,7 @@ def tiny_args(tmp, data, *extra, steps=6):
 
 def run(argv, capsys):
     """char_rnn.py in this process: (exit code, stdout, stderr)."""
-    code = utils.run_main(char_rnn.main, argv)
+    code = cli.run_main(char_rnn.main, argv)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -61,7 +64,7 @@ def make_model(vocab, sizes=(8, 8), seed=0, **kwargs):
         model = char_rnn.CharRNN(vocab, sizes, **kwargs)
         model.create_model()
         init = tf.global_variables_initializer()
-    sess = tf.Session(graph=graph, config=utils.session_config(2))
+    sess = tf.Session(graph=graph, config=runs.session_config(2))
     sess.run(init)
     return model, sess
 
@@ -82,7 +85,7 @@ def trained(tmp_path_factory):
     """A tiny model trained 6 steps with --vocab auto: (tmp dir, corpus, stdout)."""
     tmp = tmp_path_factory.mktemp('trained')
     data = write_corpus(tmp / 'corpus.txt')
-    code = utils.run_main(char_rnn.main, tiny_args(tmp, data, '--vocab', 'auto'))
+    code = cli.run_main(char_rnn.main, tiny_args(tmp, data, '--vocab', 'auto'))
     assert code == 0
     return tmp, data
 
@@ -248,7 +251,7 @@ def test_generation_has_the_requested_length_in_vocabulary_chars(sampling):
     for seed, sentence in zip(['Hillary', 'I', '@'], sentences):
         assert sentence.startswith(seed) and len(sentence) == len(seed) + 37
         assert set(sentence) <= set(vocab)
-    online = model.online_infer(sess, ['T'], 9)
+    online = online_infer(model, sess, ['T'], 9)
     assert len(online[0]) == 10 and set(online[0]) <= set(vocab)
 
 
@@ -306,7 +309,7 @@ def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):
     lines = ['word {} _E_'.format(i) for i in range(150)]
     for some, marker in ((lines, '_E_'), (lines[:99], ''),   # too few lines to tell
                          (lines[:140] + ['x y'] * 10, '')):
-        assert char_rnn.find_end_marker(utils.encode_lines(some)) == marker
+        assert char_rnn.find_end_marker(corpus.encode_lines(some)) == marker
     model, sess = make_model('abcd', (8, 8), seed=2)
     cut = model.generate(sess, ['ab'] * 40, 30, end='c')
     whole = model.generate(sess, ['ab'] * 40, 30)
@@ -325,12 +328,38 @@ def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):
     assert stored['end_marker'] == '_E_'
 
 
+def online_infer(self, sess, seeds, length=200, temperature=None):
+    """The lecture's generator, one session call per character, on a CharRNN (`self`): the
+    reference generate() (one call in all) is tested against. Returns the sentences.
+    Fix: the first call primes the state with the whole seed, not its last character.
+    """
+    sentences = []
+    for seed in seeds:
+        sentence = seed
+        state = None
+        for _ in range(length):
+            if state is None:
+                batch = [utils.vocab_encode(sentence, self.vocab)]
+            else:
+                batch = [utils.vocab_encode(sentence[-1], self.vocab)]
+            feed = {self.seq: batch}
+            if temperature is not None:
+                feed[self.temp] = temperature
+            if state is not None:  # for the first decoder step, the state is None
+                for i in range(len(state)):
+                    feed.update({self.in_state[i]: state[i]})
+            index, state = sess.run([self.sample, self.out_state], feed)
+            sentence += utils.vocab_decode(index, self.vocab)
+        sentences.append(sentence)
+    return sentences
+
+
 def test_in_graph_generation_draws_as_the_lectures_loop():
     # At a vanishing temperature both pick the most likely character: same text.
     model, sess = make_model('abcdefgh', (8, 8), seed=3, sampling='softmax')
     seeds = ['abc', 'h', 'gfedcba']
     fast = model.generate(sess, seeds, 25, temperature=1e-6)
-    slow = model.online_infer(sess, seeds, 25, temperature=1e-6)
+    slow = online_infer(model, sess, seeds, 25, temperature=1e-6)
     assert fast == slow
 
 
@@ -354,24 +383,24 @@ def test_priming_uses_the_whole_seed():
 # ---------------------------------------------------------------------------
 
 def test_out_of_vocabulary_characters_are_counted(tmp_path):
-    lines = utils.read_lines(write_corpus(tmp_path / 'c.txt'))
-    corpus = utils.Corpus(utils.encode_lines(lines, char_rnn.TRUMP_VOCAB), 20, 0.1, 0)
+    lines = lecture_reference.read_lines(write_corpus(tmp_path / 'c.txt'))
+    split = windows.Corpus(corpus.encode_lines(lines, char_rnn.TRUMP_VOCAB), 20, 0.1, 0)
     text = '\n'.join(lines)
-    assert corpus.dropped == {'!': text.count('!'), '&': text.count('&')}
-    assert corpus.kept == len(text) - text.count('\n') - text.count('!') - text.count('&')
-    described = corpus.describe('c.txt', 'trump')
+    assert split.dropped == {'!': text.count('!'), '&': text.count('&')}
+    assert split.kept == len(text) - text.count('\n') - text.count('!') - text.count('&')
+    described = split.describe('c.txt', 'trump')
     assert "'!' {}".format(text.count('!')) in described and "'&'" in described
-    auto = utils.Corpus(utils.encode_lines(lines), 20, 0.1, 0)
+    auto = windows.Corpus(corpus.encode_lines(lines), 20, 0.1, 0)
     assert not auto.dropped and '!' in auto.vocab and '\U0001f4c8' in auto.vocab
 
 
 def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_path):
     lines = ['{:03d} {}'.format(i, line)   # a tag at the start of each line's first window
-             for i, line in enumerate(utils.read_lines(write_corpus(tmp_path / 'c.txt', 60)))]
-    text = utils.encode_lines(lines, char_rnn.TRUMP_VOCAB)
-    corpus = utils.Corpus(text, 10, 0.2, 0)
-    train = corpus.train
-    assert corpus.val.n_lines == 12 and train.n_lines == 48
+             for i, line in enumerate(lecture_reference.read_lines(write_corpus(tmp_path / 'c.txt', 60)))]
+    text = corpus.encode_lines(lines, char_rnn.TRUMP_VOCAB)
+    split = windows.Corpus(text, 10, 0.2, 0)
+    train = split.train
+    assert split.val.n_lines == 12 and train.n_lines == 48
     batches = train.batches(7, [1])
     seen = np.concatenate([next(batches) for _ in range(3 * len(train) // 7 + 1)])
     passes = [seen[i * len(train):(i + 1) * len(train)] for i in range(3)]
@@ -382,16 +411,16 @@ def test_batches_cover_every_window_each_pass_and_validation_is_held_out(tmp_pat
     def tags(windows):
         texts = [utils.vocab_decode(row, char_rnn.TRUMP_VOCAB) for row in all_windows(windows)]
         return {text[:3] for text in texts if re.match(r'\d{3} ', text)}
-    assert len(tags(corpus.val)) == 12 and len(tags(train)) == 48
-    assert not tags(corpus.val) & tags(train)
+    assert len(tags(split.val)) == 12 and len(tags(train)) == 48
+    assert not tags(split.val) & tags(train)
     # From any position, the stream the run from 0 draws from there (a resume).
     for start in (1, 7, len(train) - 3, 2 * len(train) + 5):
         resumed = train.batches(7, [1], start=start)
         later = np.concatenate([next(resumed) for _ in range(3)])
         np.testing.assert_array_equal(later, seen[start:start + 21])
-    again = utils.Corpus(text, 10, 0.2, 0)
-    assert tags(again.val) == tags(corpus.val)
-    assert tags(utils.Corpus(text, 10, 0.2, 1).val) != tags(corpus.val)
+    again = windows.Corpus(text, 10, 0.2, 0)
+    assert tags(again.val) == tags(split.val)
+    assert tags(windows.Corpus(text, 10, 0.2, 1).val) != tags(split.val)
 
 
 def all_windows(windows):
@@ -399,7 +428,7 @@ def all_windows(windows):
     return np.concatenate(list(windows.fixed_batches(100)) or [np.zeros((0, windows.window))])
 
 
-# The data pipeline before utils.encode_file (main at 5a04bb7), kept as it was: every
+# The data pipeline before corpus.encode_file (main at 5a04bb7), kept as it was: every
 # window a Python list, then all of them one int32 array. The new one must split the lines
 # and draw the batches exactly as it did.
 
@@ -420,14 +449,14 @@ class OldCorpus(object):
         self.train = OldWindows([usable[i] for i in order[n_val:]], window)
         self.val = OldWindows([usable[i] for i in order[:n_val]], window)
 
-    describe = utils.Corpus.describe
+    describe = windows.Corpus.describe
 
 
 class OldWindows(object):
     def __init__(self, encoded_lines, window):
         chunks, starts = [], [0]
         for ids in encoded_lines:
-            chunks.extend(utils.chunk_ids(ids, window, window // 2))
+            chunks.extend(lecture_reference.chunk_ids(ids, window, window // 2))
             starts.append(len(chunks))
         self.array = np.array(chunks, np.int32).reshape(-1, window)
         self.starts = np.array(starts)
@@ -497,7 +526,7 @@ def write_awkward_corpus(path, lines=150, seed=0, wide=False):
 
 
 @pytest.mark.parametrize('vocab,lines,window,val_frac,batch_size,block', [
-    ('trump', 150, 50, 0.05, 64, utils.BLOCK_BYTES),
+    ('trump', 150, 50, 0.05, 64, corpus.BLOCK_BYTES),
     ('auto', 150, 50, 0.05, 64, 97),
     ('trump', 150, 10, 0.2, 7, 97),
     ('auto', 60, 2, 0.0, 3, 1000),
@@ -509,12 +538,12 @@ def test_new_pipeline_splits_and_batches_as_the_old_one(vocab, lines, window, va
                                                         batch_size, block, tmp_path):
     path = write_awkward_corpus(tmp_path / 'c.txt', lines, seed=lines + window,
                                 wide=vocab == 'wide')
-    text_lines = utils.read_lines(path)
+    text_lines = lecture_reference.read_lines(path)
     old_vocab = char_rnn.TRUMP_VOCAB if vocab == 'trump' else old_auto_vocab(text_lines)
     old = OldCorpus(text_lines, old_vocab, window, val_frac, seed=3)
-    text = utils.encode_file(path, char_rnn.TRUMP_VOCAB if vocab == 'trump' else None, block)
-    new = utils.Corpus(text, window, val_frac, 3)
-    assert text.vocab == old_vocab and text.sha256 == utils.sha256_of(path)
+    text = corpus.encode_file(path, char_rnn.TRUMP_VOCAB if vocab == 'trump' else None, block)
+    new = windows.Corpus(text, window, val_frac, 3)
+    assert text.vocab == old_vocab and text.sha256 == files.sha256_of(path)
     assert text.ids.dtype == (np.uint16 if vocab == 'wide' else np.uint8)
     assert new.describe('c', vocab) == old.describe('c', vocab)
     assert list(new.dropped.items()) == list(old.dropped.items())
@@ -552,17 +581,19 @@ def test_end_marker_as_before(lines, marker, tmp_path):
     assert old_find_end_marker(lines) == marker
     path = tmp_path / 'c.txt'
     path.write_bytes('\n'.join(lines).encode('utf-8'))
-    for text in (utils.encode_lines(lines), utils.encode_file(str(path), block_bytes=64)):
+    for text in (corpus.encode_lines(lines), corpus.encode_file(str(path), block_bytes=64)):
         assert char_rnn.find_end_marker(text) == marker
 
 
 MEASURE_MEMORY = '''
+import os
 import sys
 import numpy as np
 import char_rnn
 import utils
-text, _ = char_rnn.read_corpus(sys.argv[1], None, sys.argv[1] + '.encoded')
-corpus = utils.Corpus(text, 50, 0.05, 0)
+from tf1rnn import model_dir, windows
+text, _ = model_dir.read_corpus(sys.argv[1], None, os.path.dirname(sys.argv[1]))
+corpus = windows.Corpus(text, 50, 0.05, 0)
 batches = corpus.train.batches(64, [0])
 for _ in range(3):
     next(batches)
@@ -606,8 +637,8 @@ def test_train_writes_checkpoints_config_and_events(trained):
     assert tf.train.latest_checkpoint(str(model_dir / 'best')) is not None
     stored = json.loads((model_dir / 'config.json').read_text(encoding='utf-8'))
     assert stored['hidden_sizes'] == char_rnn.TinyConfig.hidden_sizes
-    assert stored['vocab'] == ''.join(sorted(set(''.join(utils.read_lines(data)))))
-    assert (model_dir / char_rnn.ENCODED_FILE).exists()
+    assert stored['vocab'] == ''.join(sorted(set(''.join(lecture_reference.read_lines(data)))))
+    assert (model_dir / ENCODED_FILE).exists()
     tags = {}
     for sub in ('train', 'val'):
         for path in glob.glob(str(tmp / 'logdir' / 'char_rnn' / 'trump_tweets' / sub / 'events*')):
@@ -888,10 +919,10 @@ def test_bad_data_file(kind, tmp_path, capsys):
 def test_not_utf8_deep_in_a_file_names_its_line_and_column(tmp_path):
     path = tmp_path / 'c.txt'
     path.write_bytes('\u4e2d line\n'.encode('utf-8') * 50 + b'caf\xc3\xa9 \xe3\x81 x\n')
-    with pytest.raises(utils.UserError) as old:
-        utils.read_lines(str(path))
-    with pytest.raises(utils.UserError) as new:
-        utils.encode_file(str(path), block_bytes=64)
+    with pytest.raises(cli.UserError) as old:
+        lecture_reference.read_lines(str(path))
+    with pytest.raises(cli.UserError) as new:
+        corpus.encode_file(str(path), block_bytes=64)
     assert str(new.value) == str(old.value) == \
         '{}: line 51: not UTF-8 (byte 0xe3 at column 7)'.format(path)
 
@@ -901,7 +932,7 @@ def test_a_full_disk_when_saving_the_encoded_data_is_one_line(tmp_path, capsys):
     data = write_corpus(tmp_path / 'corpus.txt')
     model_dir = tmp_path / 'ckpt' / 'trump_tweets'
     model_dir.mkdir(parents=True)
-    encoded = model_dir / char_rnn.ENCODED_FILE
+    encoded = model_dir / ENCODED_FILE
     os.symlink('/dev/full', str(encoded) + '.tmp')   # every write fails: ENOSPC
     code, out, err = run(tiny_args(tmp_path, data), capsys)
     assert code == 2 and 'Iter' not in out
@@ -913,17 +944,17 @@ def test_a_full_disk_when_saving_the_encoded_data_is_one_line(tmp_path, capsys):
 
 def test_resume_reads_the_encoded_data_and_encodes_a_bad_copy_again(trained, tmp_path, capsys):
     data = copy_trained(trained, tmp_path)
-    encoded = tmp_path / 'ckpt' / 'trump_tweets' / char_rnn.ENCODED_FILE
-    fresh = utils.encode_file(data)
-    saved, why_not = utils.load_encoded(str(encoded), fresh.sha256)
+    encoded = tmp_path / 'ckpt' / 'trump_tweets' / ENCODED_FILE
+    fresh = corpus.encode_file(data)
+    saved, why_not = corpus.load_encoded(str(encoded), fresh.sha256)
     assert why_not is None and saved.ids.dtype == np.uint8
     for name in ('vocab', 'lines', 'chars', 'dropped', 'last_word', 'auto'):
         assert getattr(saved, name) == getattr(fresh, name), name
     np.testing.assert_array_equal(saved.ids, fresh.ids)
     np.testing.assert_array_equal(saved.lengths, fresh.lengths)
-    assert utils.load_encoded(str(encoded), '0' * 64) == (None, 'of other data (sha256 {}...)'
+    assert corpus.load_encoded(str(encoded), '0' * 64) == (None, 'of other data (sha256 {}...)'
                                                               .format(fresh.sha256[:12]))
-    assert utils.load_encoded(str(encoded), fresh.sha256, 'abc') == (None,
+    assert corpus.load_encoded(str(encoded), fresh.sha256, 'abc') == (None,
                                                                      'of another vocabulary')
     code, out, err = run(tiny_args(tmp_path, data, steps=7), capsys)
     assert code == 0 and '{}: encoded in {}'.format(data, encoded) in out, err
@@ -935,7 +966,7 @@ def test_resume_reads_the_encoded_data_and_encodes_a_bad_copy_again(trained, tmp
     assert code == 0, err
     assert '{} is unreadable (checksum mismatch): encoding {} again'.format(encoded, data) in out
     assert 'resumed from' in out   # and a good copy written again, in the stored vocabulary:
-    assert utils.load_encoded(str(encoded), fresh.sha256, fresh.vocab)[1] is None
+    assert corpus.load_encoded(str(encoded), fresh.sha256, fresh.vocab)[1] is None
     encoded.write_bytes(raw[:len(raw) - 100])
     code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
     assert code == 0 and '{} is unreadable (cut short)'.format(encoded) in out, err
@@ -1006,7 +1037,7 @@ def test_nan_stops_without_saving(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# --graph: the fast graph (utils.gru_stack) and the lecture's, the same model.
+# --graph: the fast graph (kernels.gru_stack) and the lecture's, the same model.
 # ---------------------------------------------------------------------------
 
 def _loss_grads_state(model, sess, weights, batch):
@@ -1142,10 +1173,10 @@ def test_settings_bind_only_once_a_checkpoint_exists(trained, tmp_path, capsys):
     data = copy_trained(trained, tmp_path)
     model_dir = tmp_path / 'ckpt' / 'trump_tweets'
     for path in model_dir.iterdir():
-        if path.name != char_rnn.CONFIG_FILE:
+        if path.name != CONFIG_FILE:
             shutil.rmtree(str(path)) if path.is_dir() else path.unlink()
     code, out, err = run(tiny_args(tmp_path, data, '--hidden-sizes', '12', '--vocab', 'trump',
                                    steps=3), capsys)
     assert code == 0, err
-    stored = json.load(open(str(model_dir / char_rnn.CONFIG_FILE)))
+    stored = json.load(open(str(model_dir / CONFIG_FILE)))
     assert stored['hidden_sizes'] == [12] and stored['vocab'] == char_rnn.TRUMP_VOCAB

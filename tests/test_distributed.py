@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import char_rnn
-import utils
+from cluster import free_ports
+from tf1rnn import distributed, runs
 from utils import tf
 from test_char_rnn import run, write_corpus
 from test_mnist_rnn import N_TEST, checkpoint_accuracy, make_digits, write_mnist
@@ -28,16 +29,6 @@ SCRIPT = os.path.join(ROOT, 'char_rnn.py')
 MNIST = os.path.join(ROOT, 'mnist_rnn.py')
 LAUNCHER = os.path.join(ROOT, 'cluster.py')
 WAIT = 180   # seconds: a bound on every wait, far above what a step takes
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('localhost', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def char_args(tmp, data, *extra, steps=12):
@@ -173,17 +164,17 @@ def test_sync_mean_of_two_half_batches_updates_as_one_batch(tmp_path):
 
     def build(cluster):
         graph = tf.Graph()
-        with graph.as_default(), utils.cluster_device(cluster):
+        with graph.as_default(), distributed.cluster_device(cluster):
             tf.set_random_seed(0)
             model = char_rnn.CharRNN(vocab, (8, 8), lr=0.01, cluster=cluster)
             model.create_model()
             saver = tf.train.Saver()
         return graph, model, saver
 
-    clusters = [utils.Cluster(spec, 'worker', task, sync=True, wait=60, threads=1)
+    clusters = [distributed.Cluster(spec, 'worker', task, sync=True, wait=60, threads=1)
                 for task in range(2)]
     servers = [tf.train.Server(tf.train.ClusterSpec(spec), job, task,
-                               config=utils.session_config(1))
+                               config=runs.session_config(1))
                for job, task in (('ps', 0), ('worker', 0), ('worker', 1))]
     for cluster, server in zip(clusters, servers[1:]):
         cluster.server = server
@@ -212,7 +203,7 @@ def test_sync_mean_of_two_half_batches_updates_as_one_batch(tmp_path):
 
     # The single process's gradient of the whole batch, from the same weights.
     graph, model, _ = build(None)
-    with graph.as_default(), tf.Session(config=utils.session_config(1)) as sess:
+    with graph.as_default(), tf.Session(config=runs.session_config(1)) as sess:
         sess.run(tf.global_variables_initializer())
         for var in tf.trainable_variables():
             var.load(weights[var.op.name], sess)

@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, write_idx
 
 import mnist_rnn
-import utils
+from tf1rnn import cli, files, layer_norm, mnist_data, runs
 from utils import tf
 
 SCRIPT = os.path.join(ROOT, 'mnist_rnn.py')
@@ -73,7 +73,7 @@ def run_main(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            status = utils.run_main(mnist_rnn.main, argv)
+            status = cli.run_main(mnist_rnn.main, argv)
         except SystemExit as e:   # argparse
             status = e.code
     return status, out.getvalue(), err.getvalue()
@@ -506,7 +506,7 @@ def test_ctrl_c_between_seeds_keeps_every_finished_run(tmp_path, monkeypatch):
     command resumes the second and trains the rest, and writes the results."""
     write_mnist(tmp_path / 'data')
     argv = small_args(tmp_path, '--cell', 'basic_rnn,gru', '--seeds', '2', '--epochs', '1')
-    summary, calls = utils.scalar_summary, []
+    summary, calls = runs.scalar_summary, []
 
     def summary_with_ctrl_c(*tags_and_values):
         calls.append(tags_and_values)
@@ -515,7 +515,7 @@ def test_ctrl_c_between_seeds_keeps_every_finished_run(tmp_path, monkeypatch):
         return summary(*tags_and_values)
 
     with monkeypatch.context() as patch:
-        patch.setattr(utils, 'scalar_summary', summary_with_ctrl_c)
+        patch.setattr(runs, 'scalar_summary', summary_with_ctrl_c)
         status, out, err = run_main(argv)
     assert status == 0, err
     assert out.splitlines()[-1].startswith('[gru] interrupted by Ctrl-C at ep 1, step 3:')
@@ -523,8 +523,8 @@ def test_ctrl_c_between_seeds_keeps_every_finished_run(tmp_path, monkeypatch):
     status, out, err = run_main(argv)
     assert status == 0, err
     assert 'already trained for 1 epochs' in out and 'resuming at ep 1, step 3' in out
-    runs = list(csv.DictReader(open(str(tmp_path / 'logdir' / 'runs.csv'))))
-    assert [(r['cell'], r['seed'], r['status']) for r in runs] == [
+    rows = list(csv.DictReader(open(str(tmp_path / 'logdir' / 'runs.csv'))))
+    assert [(r['cell'], r['seed'], r['status']) for r in rows] == [
         ('basic_rnn', '0', 'done'), ('basic_rnn', '1', 'done'), ('gru', '0', 'done'),
         ('gru', '1', 'done')]
 
@@ -702,9 +702,9 @@ def test_unknown_cell_lists_the_choices(tmp_path):
 
 def test_offline_download_names_the_files_and_the_flag(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(utils, 'MNIST_MIRROR', 'http://127.0.0.1:9/')
-    with pytest.raises(utils.UserError) as e:
-        utils.load_mnist()
+    monkeypatch.setattr(mnist_data, 'MNIST_MIRROR', 'http://127.0.0.1:9/')
+    with pytest.raises(cli.UserError) as e:
+        mnist_data.load_mnist()
     message = str(e.value)
     for name in ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
                  't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'):
@@ -738,29 +738,29 @@ def test_download_into_the_default_location_checks_sha256(tmp_path, monkeypatch)
     mirror = tmp_path / 'mirror'
     mirror.mkdir()
     train, test = make_digits(N_TRAIN, 1), make_digits(N_TEST, 2)
-    for (_, name), array in zip(utils.MNIST_FILES, train + test):
+    for (_, name), array in zip(mnist_data.MNIST_FILES, train + test):
         write_idx(str(mirror / (name + '.gz')), array)
-    sha256 = {path.name: utils.sha256_of(str(path)) for path in mirror.iterdir()}
-    monkeypatch.setattr(utils, 'MNIST_SHA256', sha256)
+    sha256 = {path.name: files.sha256_of(str(path)) for path in mirror.iterdir()}
+    monkeypatch.setattr(mnist_data, 'MNIST_SHA256', sha256)
     monkeypatch.chdir(tmp_path)
     with serving(mirror) as address:
-        monkeypatch.setattr(utils, 'MNIST_MIRROR', address)
-        data = utils.load_mnist(validation_size=20)
+        monkeypatch.setattr(mnist_data, 'MNIST_MIRROR', address)
+        data = mnist_data.load_mnist(validation_size=20)
         assert sorted(os.listdir(os.path.join('data', 'mnist'))) == sorted(sha256)
         assert data['train'].num_examples == N_TRAIN - 20
         assert data['test'].num_examples == N_TEST
         # A file whose bytes do not match its checksum is not kept.
         os.remove(os.path.join('data', 'mnist', 't10k-labels-idx1-ubyte.gz'))
         sha256['t10k-labels-idx1-ubyte.gz'] = '0' * 64
-        with pytest.raises(utils.UserError) as e:
-            utils.load_mnist()
+        with pytest.raises(cli.UserError) as e:
+            mnist_data.load_mnist()
     assert 'checksum mismatch' in str(e.value) and '--data-dir' in str(e.value)
     assert not os.path.exists(os.path.join('data', 'mnist', 't10k-labels-idx1-ubyte.gz'))
 
 
 def test_split_as_read_data_sets(tmp_path):
     write_mnist(tmp_path / 'data')
-    data = utils.load_mnist(str(tmp_path / 'data'), validation_size=50)
+    data = mnist_data.load_mnist(str(tmp_path / 'data'), validation_size=50)
     images, labels = make_digits(N_TRAIN, 1)
     assert data['validation'].num_examples == 50 and data['train'].num_examples == N_TRAIN - 50
     np.testing.assert_array_equal(data['train'].labels, labels[50:])
@@ -872,7 +872,7 @@ def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, fir
     the run stops right after it, exit 0, and the same command resumes from it."""
     write_mnist(tmp_path / 'data')
     argv = small_args(tmp_path, '--cell', 'basic_rnn', '--epochs', '3')
-    saver_save, summary = tf.train.Saver.save, utils.scalar_summary
+    saver_save, summary = tf.train.Saver.save, runs.scalar_summary
     saved, summaries = [], []
 
     def save_with_ctrl_c(self, sess, save_path, *args, **kwargs):
@@ -890,7 +890,7 @@ def test_ctrl_c_during_a_save_waits_for_it_then_stops(tmp_path, monkeypatch, fir
     with monkeypatch.context() as patch:
         patch.setattr(tf.train.Saver, 'save', save_with_ctrl_c)
         if first == 'before-the-save':
-            patch.setattr(utils, 'scalar_summary', summary_with_ctrl_c)
+            patch.setattr(runs, 'scalar_summary', summary_with_ctrl_c)
         status, out, err = run_main(argv)
     assert status == 0, err
     step, epoch = (13, 2) if first == 'during-the-save' else (3, 1)
@@ -934,16 +934,16 @@ def _run_model(cell, feed, weights=None, hidden=6, **kwargs):
                        for v in variables}
         assert sorted(v.op.name for v in variables) == sorted(weights)
         grads = tf.gradients(model.loss, variables)
-        with tf.Session(config=utils.session_config(2)) as sess:
+        with tf.Session(config=runs.session_config(2)) as sess:
             sess.run(tf.global_variables_initializer())
             for var in variables:
                 var.load(weights[var.op.name], sess)
             loss, grad_values, state = sess.run(
                 [model.loss, grads, tf.nest.flatten(model.state)],
                 {inputs: feed[0], labels: feed[1]})
-        # BlockLSTM: the fused LSTM; IdentityN: the written-out gradient of utils.gru_stack.
-        kernels = {op.type for op in graph.get_operations()} & {'BlockLSTM', 'IdentityN'}
-    return (loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state, kernels,
+        # BlockLSTM: the fused LSTM; IdentityN: the written-out gradient of kernels.gru_stack.
+        kernel_ops = {op.type for op in graph.get_operations()} & {'BlockLSTM', 'IdentityN'}
+    return (loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state, kernel_ops,
             weights)
 
 
@@ -989,7 +989,7 @@ def test_ln_epsilon_runs_the_port_with_the_notebook_cells_variables():
     feed = _random_feed()
     notebook = _run_model('ln_basic_lstm', feed)
     port = _run_model('ln_basic_lstm', feed, weights=notebook[4],
-                      ln_epsilon=utils.LAYER_NORM_EPSILON)
+                      ln_epsilon=layer_norm.LAYER_NORM_EPSILON)
     assert_same_model(notebook, port)
     remedy = _run_model('ln_basic_lstm', feed, weights=notebook[4],
                         ln_epsilon=float(mnist_rnn.LN_EPSILON_REMEDY))
@@ -1021,7 +1021,7 @@ def _training_model(cell, graph, **kwargs):
                                    mnist_rnn.MAX_SEQ_LEN, cell, graph=graph,
                                    global_step=tf.train.get_or_create_global_step(), **kwargs)
         init = tf.global_variables_initializer()
-    sess = tf.Session(graph=tf_graph, config=utils.session_config(2))
+    sess = tf.Session(graph=tf_graph, config=runs.session_config(2))
     sess.run(init)
     return model, sess, inputs, labels
 

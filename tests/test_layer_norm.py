@@ -1,4 +1,4 @@
-"""utils.LayerNormBasicLSTMCell, the port of tf.contrib.rnn.LayerNormBasicLSTMCell.
+"""layer_norm.LayerNormBasicLSTMCell, the port of tf.contrib.rnn.LayerNormBasicLSTMCell.
 
 TF1 stack: the port against contrib's own cell, same weights and inputs.
 Both stacks: the port against a numpy version of the cell's math, its variable
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import utils
+from tf1rnn import layer_norm
 from utils import tf
 
 BATCH, STEPS, INPUTS, UNITS = 4, 6, 5, 7
@@ -109,7 +110,7 @@ def test_port_variable_names_are_contribs():
     graph = tf.Graph()
     with graph.as_default():
         x = tf.zeros([BATCH, STEPS, INPUTS])
-        tf.nn.dynamic_rnn(utils.LayerNormBasicLSTMCell(UNITS), x, dtype=tf.float32)
+        tf.nn.dynamic_rnn(layer_norm.LayerNormBasicLSTMCell(UNITS), x, dtype=tf.float32)
         shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
     expected = {'rnn/layer_norm_basic_lstm_cell/kernel': [INPUTS + UNITS, 4 * UNITS]}
     for scope in NORMS:
@@ -122,7 +123,7 @@ def test_port_without_layer_norm_has_a_bias_and_no_norms():
     graph = tf.Graph()
     with graph.as_default():
         x = tf.zeros([BATCH, STEPS, INPUTS])
-        tf.nn.dynamic_rnn(utils.LayerNormBasicLSTMCell(UNITS, layer_norm=False), x,
+        tf.nn.dynamic_rnn(layer_norm.LayerNormBasicLSTMCell(UNITS, layer_norm=False), x,
                           dtype=tf.float32)
         names = sorted(v.op.name for v in tf.global_variables())
     assert names == ['rnn/layer_norm_basic_lstm_cell/bias', 'rnn/layer_norm_basic_lstm_cell/kernel']
@@ -133,7 +134,7 @@ def test_port_shares_its_variables_across_calls():
     inputs = random_inputs(8)
     graph = tf.Graph()
     with graph.as_default():
-        cell = utils.LayerNormBasicLSTMCell(UNITS, **SMOOTHING)
+        cell = layer_norm.LayerNormBasicLSTMCell(UNITS, **SMOOTHING)
         static, _ = tf.nn.static_rnn(cell, tf.unstack(tf.constant(inputs), axis=1),
                                      dtype=tf.float32)
         count = len(tf.global_variables())
@@ -151,7 +152,7 @@ def test_port_shares_its_variables_across_calls():
 def test_port_initial_gain_and_shift(kwargs):
     graph = tf.Graph()
     with graph.as_default():
-        tf.nn.dynamic_rnn(utils.LayerNormBasicLSTMCell(UNITS, **kwargs),
+        tf.nn.dynamic_rnn(layer_norm.LayerNormBasicLSTMCell(UNITS, **kwargs),
                           tf.zeros([BATCH, STEPS, INPUTS]), dtype=tf.float32)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
@@ -167,7 +168,7 @@ def test_port_initial_gain_and_shift(kwargs):
 @pytest.mark.parametrize('forget_bias', [1.0, 0.3])
 def test_port_matches_numpy(forget_bias, zero_steps):
     inputs = random_inputs(1, zero_steps)
-    cell = utils.LayerNormBasicLSTMCell(UNITS, forget_bias=forget_bias)
+    cell = layer_norm.LayerNormBasicLSTMCell(UNITS, forget_bias=forget_bias)
     [(outputs, c, h, grads)], weights = run_cells([('port', cell)], inputs)
     expected_outputs, expected_c, expected_h = numpy_cell(inputs, weights, forget_bias)
     assert outputs.shape == (BATCH, STEPS, UNITS)
@@ -179,7 +180,7 @@ def test_port_matches_numpy(forget_bias, zero_steps):
 
 def test_port_without_layer_norm_matches_numpy():
     inputs = random_inputs(2)
-    cell = utils.LayerNormBasicLSTMCell(UNITS, layer_norm=False)
+    cell = layer_norm.LayerNormBasicLSTMCell(UNITS, layer_norm=False)
     [(outputs, c, h, _)], weights = run_cells([('port', cell)], inputs)
     expected_outputs, expected_c, _ = numpy_cell(inputs, weights, layer_norm=False)
     assert max_diff(outputs, expected_outputs) < 1e-5
@@ -190,8 +191,8 @@ def test_port_recurrent_dropout_drops_the_candidate_and_rescales():
     """At the first step c = sigmoid(i) * dropout(g): every unit 0 or c_full / keep_prob."""
     keep_prob = 0.5
     inputs = np.random.RandomState(4).uniform(0, 1, (64, 1, INPUTS)).astype(np.float32)
-    cells = [('full', utils.LayerNormBasicLSTMCell(UNITS, layer_norm=False)),
-             ('dropped', utils.LayerNormBasicLSTMCell(UNITS, layer_norm=False,
+    cells = [('full', layer_norm.LayerNormBasicLSTMCell(UNITS, layer_norm=False)),
+             ('dropped', layer_norm.LayerNormBasicLSTMCell(UNITS, layer_norm=False,
                                                      dropout_keep_prob=keep_prob,
                                                      dropout_prob_seed=5))]
     graph = tf.Graph()
@@ -231,7 +232,7 @@ def test_port_recurrent_dropout_drops_the_candidate_and_rescales():
 def test_port_equals_contrib(kwargs, zero_steps, random_norms):
     inputs = random_inputs(5, zero_steps)
     cells = [('contrib', tf.contrib.rnn.LayerNormBasicLSTMCell(UNITS, **kwargs)),
-             ('port', utils.LayerNormBasicLSTMCell(UNITS, **kwargs))]
+             ('port', layer_norm.LayerNormBasicLSTMCell(UNITS, **kwargs))]
     (contrib, port), weights = run_cells(cells, inputs, seed=123, random_norms=random_norms)
     for name in weights:
         assert name.startswith('rnn/layer_norm_basic_lstm_cell/')
@@ -249,7 +250,7 @@ def test_port_equals_contrib(kwargs, zero_steps, random_norms):
                                    rtol=1e-4, atol=1e-5, err_msg=name)
     if kwargs.get('dropout_keep_prob', 1.0) < 1.0:
         # Dropout really dropped something (the outputs differ from a run without it).
-        (plain,), _ = run_cells([('plain', utils.LayerNormBasicLSTMCell(UNITS, **SMOOTHING))],
+        (plain,), _ = run_cells([('plain', layer_norm.LayerNormBasicLSTMCell(UNITS, **SMOOTHING))],
                                 inputs, weights=dict(weights), seed=123)
         assert max_diff(plain[0], p_out) > 1e-3
 
@@ -266,20 +267,20 @@ def test_port_blank_first_rows_give_non_finite_gradients_unless_smoothed(kwargs,
     """
     inputs = random_inputs(6, zero_steps=5)
     [(outputs, _, _, grads)], _ = run_cells(
-        [('port', utils.LayerNormBasicLSTMCell(UNITS, **kwargs))], inputs, random_norms=False)
+        [('port', layer_norm.LayerNormBasicLSTMCell(UNITS, **kwargs))], inputs, random_norms=False)
     assert np.all(np.isfinite(outputs))
     kernel = grads['rnn/layer_norm_basic_lstm_cell/kernel']
     assert bool(np.all(np.isfinite(kernel))) == finite
 
 
-@pytest.mark.parametrize('epsilon,finite', [(utils.LAYER_NORM_EPSILON, False), (1e-3, True),
+@pytest.mark.parametrize('epsilon,finite', [(layer_norm.LAYER_NORM_EPSILON, False), (1e-3, True),
                                             (1e-2, True)], ids=['1e-12', '1e-3', '1e-2'])
 def test_port_epsilon_decides_whether_blank_first_rows_give_finite_gradients(epsilon, finite):
     """The cause, without touching the shift (beta stays 0): a larger variance epsilon bounds
     layer norm's 1/sqrt(epsilon) on the zero state, so the same rows give finite gradients."""
     inputs = random_inputs(6, zero_steps=5)
     [(outputs, _, _, grads)], _ = run_cells(
-        [('port', utils.LayerNormBasicLSTMCell(UNITS, epsilon=epsilon))], inputs,
+        [('port', layer_norm.LayerNormBasicLSTMCell(UNITS, epsilon=epsilon))], inputs,
         random_norms=False)
     assert np.all(np.isfinite(outputs))
     assert all(bool(np.all(np.isfinite(g))) == finite for g in grads.values())
@@ -304,7 +305,7 @@ def mnist_sized_first_gradient(epsilon, seed):
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(seed)
-        outputs, _ = tf.nn.dynamic_rnn(utils.LayerNormBasicLSTMCell(31, epsilon=epsilon),
+        outputs, _ = tf.nn.dynamic_rnn(layer_norm.LayerNormBasicLSTMCell(31, epsilon=epsilon),
                                        tf.constant(images), dtype=tf.float32)
         loss = tf.losses.sparse_softmax_cross_entropy(
             tf.constant(np.arange(len(images)) % 10), tf.layers.dense(outputs[:, -1], 10))
@@ -321,7 +322,7 @@ def test_port_epsilon_1e_2_keeps_mnist_sized_gradients_well_inside_adams_range()
     """Why mnist_rnn.py offers --ln-epsilon 1e-2, not Keras' 1e-3: at MNIST's size 1e-3 gives
     finite gradients, but beyond what Adam can square; 1e-2 stays orders of magnitude inside."""
     largest = {epsilon: max(mnist_sized_first_gradient(epsilon, seed) for seed in range(2))
-               for epsilon in (utils.LAYER_NORM_EPSILON, 1e-3, 1e-2)}
-    assert largest[utils.LAYER_NORM_EPSILON] == float('inf')
+               for epsilon in (layer_norm.LAYER_NORM_EPSILON, 1e-3, 1e-2)}
+    assert largest[layer_norm.LAYER_NORM_EPSILON] == float('inf')
     assert ADAM_SQUARE_LIMIT < largest[1e-3] < float('inf')
     assert largest[1e-2] < 1e-4 * ADAM_SQUARE_LIMIT

@@ -1,0 +1,17 @@
+"""The plumbing of char_rnn.py and mnist_rnn.py, a module per role: read the scripts first.
+
+The scripts hold the seeds' science (configs, model, training loop, sampling); utils.py
+holds what they share (the stack shim, vocabulary, batching, the gradient step). Here,
+each module imports only those below it:
+
+    cli          one error line instead of a traceback; argparse types with ranges
+    files        sha256, atomic and checked downloads
+    layer_norm   the notebook's layer-norm LSTM cell, ported
+    kernels      the fast graphs: gru_stack, the fused LSTM
+    corpus       a text file as vocabulary ids, in bounded memory, and its cache
+    windows      char_rnn.py's windows, split and batched in a resumable order
+    mnist_data   MNIST's IDX files, split as TF1's read_data_sets
+    runs         signals, sessions, checkpoints, folder locks, JSON and event files
+    stats        comparisons over seeds: intervals, verdicts, tables, plots
+    distributed  TensorFlow's distributed runtime: parameter servers and workers
+"""

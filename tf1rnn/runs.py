@@ -1,0 +1,327 @@
+"""Run folders and the process around a training loop: signals that stop between two
+steps, sessions, checkpoints (latest, restore, rotation), the folder lock, JSON state
+files and event files."""
+import contextlib
+import glob
+import json
+import os
+import signal
+import sys
+
+from utils import tf
+from tf1rnn.cli import UserError, first_line
+from tf1rnn.files import safe_mkdir
+
+
+class StopRequest(object):
+    """Truthy once SIGINT or SIGTERM arrived; .signum is the first one's number."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __bool__(self):
+        return self.signum is not None
+    __nonzero__ = __bool__
+
+    @property
+    def name(self):
+        return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM', CHIEF_STOPPED: 'the chief stopped',
+                signal.SIGPIPE: 'a closed output pipe'}.get(self.signum, 'a signal')
+
+
+class _PipeGuard(object):
+    """sys.stdout that, once its reader is gone (`python char_rnn.py | head`), drops what
+    is written and requests a stop, instead of raising BrokenPipeError mid-training."""
+
+    def __init__(self, stream, stop):
+        self.stream, self.stop, self.broken = stream, stop, False
+
+    def _guard(self, method, *args):
+        if not self.broken:
+            try:
+                return method(*args)
+            except BrokenPipeError:
+                self.broken = True
+                if self.stop.signum is None:
+                    self.stop.signum = signal.SIGPIPE
+        return None
+
+    def write(self, text):
+        self._guard(self.stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._guard(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Context: Ctrl-C and SIGTERM set the yielded StopRequest instead of interrupting.
+
+    The training loops of both scripts check it between two steps, then save and exit 0.
+    Nothing is ever cut in half: a signal that arrives mid-step, mid-save (a second Ctrl-C
+    included) or between updating the best loss and saving it only sets the flag, which
+    the loop sees at its next check. Outside the context (data loading, graph building:
+    nothing to save yet) Ctrl-C interrupts as usual. Off the main thread, where Python
+    cannot install handlers, the signals stay as they are. Output to a pipe whose reader
+    has gone (`| head`) stops the same way: stdout then drops what is printed.
+    """
+    stop = StopRequest()
+
+    def request(signum, frame):
+        if stop.signum is None:
+            stop.signum = signum
+
+    previous = {}
+    try:
+        for signum in signums:
+            try:
+                previous[signum] = signal.signal(signum, request)
+            except ValueError:   # not the main thread
+                break
+        stdout, sys.stdout = sys.stdout, _PipeGuard(sys.stdout, stop)
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if isinstance(sys.stdout, _PipeGuard):
+            if sys.stdout.broken:   # nothing more reaches the pipe, nor fails at exit
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stdout.fileno())
+                os.close(devnull)
+            sys.stdout = stdout
+
+
+def session_config(threads=0):
+    """ConfigProto with GPU memory growth (as the notebook) and thread counts (0 = TF decides)."""
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads,
+                            inter_op_parallelism_threads=threads)
+    config.gpu_options.allow_growth = True
+    return config
+
+
+@contextlib.contextmanager
+def training_session(cluster, saver, start, threads=0):
+    """The session a training loop runs in, the variables initialised, then start(session)
+    (which restores a checkpoint): a cluster's MonitoredSession (start runs on the chief,
+    again if the session is made anew), or a tf.Session of the default graph, which is then
+    finalized: a training loop that adds ops grows slower with every step."""
+    if cluster:
+        with cluster.session(saver, start) as sess:
+            yield sess
+        return
+    graph = tf.get_default_graph()
+    init = tf.global_variables_initializer()
+    graph.finalize()
+    with tf.Session(graph=graph, config=session_config(threads)) as sess:
+        sess.run(init)
+        start(sess)
+        yield sess
+
+
+def raw_session(sess, cluster=None):
+    """The tf.Session a Saver needs: a cluster's MonitoredSession wraps it."""
+    return cluster.raw() if cluster else sess
+
+
+def latest_checkpoint(folder, prefix):
+    """The latest checkpoint's path prefix in folder, None if there is none.
+
+    TensorFlow ignores a bad state file ('checkpoint'), so training would start over and
+    overwrite: where checkpoint files named prefix-* exist, that is a UserError instead.
+    """
+    state_file = os.path.join(folder, 'checkpoint')
+    try:
+        path = tf.train.latest_checkpoint(folder)
+    except (tf.errors.OpError, ValueError) as e:
+        path, reason = None, first_line(e)
+    else:
+        reason = 'corrupt, or naming missing files'
+    if path is None and glob.glob(os.path.join(folder, prefix + '-*.index')):
+        raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
+            folder, state_file, reason))
+    return path
+
+
+def restore(sess, saver, path):
+    """saver.restore after checking that the checkpoint holds the graph's variables."""
+    try:
+        shapes = dict(tf.train.list_variables(path))
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
+    for var in tf.global_variables():
+        name = var.op.name
+        if name not in shapes:
+            raise UserError('checkpoint {} is not of this model: it has no variable {}'.format(
+                path, name))
+        if list(shapes[name]) != var.shape.as_list():
+            raise UserError('checkpoint {} is of a different model shape or vocabulary: {} is {} '
+                            'there, {} here'.format(path, name, list(shapes[name]),
+                                                    var.shape.as_list()))
+    try:
+        saver.restore(sess, path)
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
+
+
+def restore_latest(sess, saver, folder, prefix, path=None):
+    """restore() of folder's latest checkpoint (path, when the caller has looked it up); one
+    a training run rotates away meanwhile is followed by its newer one. Returns the path
+    restored."""
+    path = path or latest_checkpoint(folder, prefix)
+    while True:
+        try:
+            restore(sess, saver, path)
+            return path
+        except UserError:
+            newer = latest_checkpoint(folder, prefix)
+            if newer == path:
+                raise
+            path = newer
+
+
+def rotating_saver(path_prefix, max_to_keep):
+    """A Saver whose rotation (max_to_keep) counts the checkpoints earlier runs left at
+    path_prefix too (a Saver rotates only the files it knows); relative paths in the state
+    file, so a checkpoint folder can be moved or copied."""
+    saver = tf.train.Saver(max_to_keep=max_to_keep, save_relative_paths=True)
+    folder = os.path.dirname(path_prefix)
+    state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
+    if state:
+        saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
+    return saver
+
+
+@contextlib.contextmanager
+def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
+    """Context: an exclusive OS lock (flock) on folder for a run that writes into it.
+
+    A second run on the same folder is a UserError naming the process that holds it. The
+    kernel drops the lock when its holder exits, however it exits (kill -9 included), so
+    nothing is ever left to clean up. Readers (--sample) take no lock, nor do the workers of
+    a cluster but its chief, the one that writes.
+    """
+    if cluster is not None and not cluster.is_chief:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:   # not a POSIX system: no locking
+        yield
+        return
+    created, parent = [], os.path.abspath(folder)
+    while not os.path.isdir(parent):   # the folders this makes, innermost first
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    safe_mkdir(folder)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(os.fstat(fd))
+            raise UserError('{} is in use by another run ({}): wait for it to finish, or '
+                            'train side by side in {}'.format(
+                                folder, 'process {}'.format(holder) if holder else
+                                'another process', elsewhere))
+        yield
+    finally:
+        os.close(fd)   # releases the lock
+        for path in created:   # nothing written (bad input): leave nothing behind
+            if os.listdir(path):
+                break
+            os.rmdir(path)
+
+
+def _lock_holder(stat):
+    """The pid holding a flock on the file of this stat, from /proc/locks (Linux), or None."""
+    inode = '{:02x}:{:02x}:{}'.format(os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino)
+    try:
+        with open('/proc/locks') as f:
+            for line in f:
+                fields = line.split()
+                if 'FLOCK' in fields and len(fields) > 5 and fields[5] == inode:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def write_json(path, value):
+    """json.dump to path atomically (a temporary file renamed over it)."""
+    safe_mkdir(os.path.dirname(path))
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        json.dump(value, f, ensure_ascii=False, indent=1)
+        f.write('\n')
+    os.replace(path + '.tmp', path)
+
+
+def describe_changes(old, new):
+    """'key old (now new), ...' for the keys of new whose value differs in old."""
+    def short(value):   # a checksum's first 12 digits tell it apart
+        return value[:12] + '...' if isinstance(value, str) and len(value) > 40 else value
+    return ', '.join('{} {} (now {})'.format(key, short(old.get(key)), short(new[key]))
+                     for key in sorted(new) if old.get(key) != new[key])
+
+
+def read_history(path, required, added=None, advice=''):
+    """The JSON history of a run at path, None if there is none; a UserError naming the
+    missing keys when it is unreadable or lacks one of `required`. added: settings added
+    since the first histories, with the value those had."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            history = json.load(f)
+        missing = [key for key in required if key not in history]
+    except (ValueError, TypeError) as e:
+        missing = [str(e)]
+    if missing:
+        raise UserError('{}: corrupt checkpoint history (no {}){}'.format(
+            path, ', '.join(missing), '; ' + advice if advice else ''))
+    history['settings'] = dict(added or {}, **history['settings'])
+    return history
+
+
+def clear_events(folder):
+    """Deletes the event files in folder: a new run gets fresh ones (the notebook starts with
+    `rm -fr logdir`)."""
+    for path in glob.glob(os.path.join(folder, 'events.out.tfevents.*')):
+        os.remove(path)
+
+
+class NullWriter(object):
+    """A FileWriter that writes nothing: a worker that is not the chief writes no events."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def event_writer(folder, graph=None, chief=True, step=0):
+    """A FileWriter (a NullWriter on a cluster's other workers). A run resumed at `step`
+    marks a restart, so TensorBoard drops what an earlier run wrote after that step."""
+    if not chief:
+        return NullWriter()
+    writer = tf.summary.FileWriter(folder, graph)
+    if step:
+        writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step + 1)
+    return writer
+
+
+def passed(before, after, every):
+    """Whether a count passed a multiple of `every` from before to after (a cluster's global
+    step may jump)."""
+    return after // every > before // every
+
+
+def scalar_summary(*tags_and_values, **values):
+    """A tf.Summary of scalars built in Python (no summary ops in the graph)."""
+    pairs = list(tags_and_values) + sorted(values.items())
+    return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
+                             for tag, value in pairs])
+
+
+CHIEF_STOPPED = -1   # StopRequest.signum of a worker whose chief stopped
