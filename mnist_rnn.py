@@ -62,6 +62,7 @@ import time
 import numpy as np
 
 import utils
+from tf1rnn import export
 from utils import tf, rnn, UserError
 
 # The notebook's cells, in the order of its Tests #1-#5.
@@ -183,6 +184,9 @@ def parse_args(argv=None):
     add('--checkpoint-dir', default='checkpoints',
         help='checkpoints go to <dir>/mnist_<cell>/, with --seeds to <dir>/mnist_<cell>_seed<k>/ '
              '(default: checkpoints)')
+    add('--export', metavar='DIR',
+        help='write the --cell\'s checkpoint as a SavedModel to DIR/<version> (1, 2, ...), '
+             'with a signature classify (docs/export.md), and exit, no training')
     add('--force', action='store_true',
         help='train a cell again even if its checkpoint says it is finished')
     add('--threads', type=utils.non_negative_int, default=0,
@@ -800,6 +804,32 @@ def write_results(figures, args, data, folder, started):
                                    RUN_COLUMNS)[0]
 
 
+def export_model(args):
+    """--export: the cell's checkpoint (history.json names it) as a SavedModel
+    (tf1rnn/export.py)."""
+    if len(args.cell) > 1 or args.seeds is not None:
+        raise UserError('--export writes one model: give one --cell, and no --seeds')
+    ckpt_dir = run_dirs(args.cell[0], args)[0]
+    history = utils.read_history(os.path.join(ckpt_dir, HISTORY), HISTORY_KEYS, SETTINGS_ADDED)
+    if not history or not history.get('checkpoint'):
+        raise UserError('no checkpoint in {}: train first (python mnist_rnn.py --cell {})'.format(
+            ckpt_dir, args.cell[0]))
+    settings = history['settings']
+
+    def build(images):
+        """MnistRnn's logits, by its notebook graph (the same variables), no training ops."""
+        cell = make_cell(settings['cell'], settings['hidden'], settings['forget_bias'],
+                         settings['ln_smoothing'], settings['ln_epsilon'])
+        outputs, _ = tf.nn.dynamic_rnn(cell, images, dtype=tf.float32)
+        return tf.layers.dense(outputs[:, MAX_SEQ_LEN - 1], NUM_CLASSES)
+
+    checkpoint = os.path.join(ckpt_dir, history['checkpoint'])
+    path = export.export_classifier(args.export, checkpoint, build, (MAX_SEQ_LEN, INPUT_UNITS),
+                                    args.threads)
+    print('exported {} to {}'.format(checkpoint, path))
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -808,6 +838,8 @@ def main(argv=None):
     started = (time.time(), utils.load_average())
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)   # for results.md
+    if args.export is not None:
+        return export_model(args)
     cluster = utils.cluster_from_args(args, [('--seeds', args.seeds is not None),
                                              ('more than one --cell', len(args.cell) > 1)])
     if cluster and cluster.start().job == 'ps':
