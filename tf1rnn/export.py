@@ -5,7 +5,7 @@ passing what only the scripts know: a function that builds the model's inference
 the checkpoint's variable names, the checkpoint, the vocabulary. A SavedModel is written to
 DIR/<version> (1, 2, ...: the layout TensorFlow Serving watches), whole or not at all, with the
 tag 'serve'. Its graph holds everything it needs, the vocabulary and the end marker included,
-and no training op: TF 1.15 and TF 2.x load each other's (docs/export.md says how far).
+and no training op; TF 1.15 and TF 2.21 load each other's (docs/export.md).
 
     char model: generate (prime strings -> texts), score (strings -> nats per character),
                 step (one character: ids and states -> logits and states)
@@ -64,7 +64,8 @@ def save(export_dir, checkpoint, signatures, threads=0):
             utils.restore(sess, tf.train.Saver(), checkpoint)
             builder = tf.saved_model.builder.SavedModelBuilder(written)
             # Without default-valued attributes and devices: an older TensorFlow reads the
-            # graph of a newer one as long as it knows its ops.
+            # graph of a newer one as long as it knows its ops. (So reference variables, TF 1's:
+            # TF 2's resource variables carry an attribute, debug_name, that TF 1.15 rejects.)
             builder.add_meta_graph_and_variables(sess, [SERVE], signature_def_map=signature_defs,
                                                  clear_devices=True, strip_default_attrs=True)
             builder.save()
