@@ -63,7 +63,7 @@ class SavedModel(object):
 @pytest.fixture(scope='module')
 def char(tmp_path_factory):
     """A tiny char model (tweets ending in _E_, --vocab auto, lines shorter than the window)
-    trained 6 steps, and its SavedModel: {tmp, data, model_dir, vocab, val_loss, saved}."""
+    trained 6 steps, and its SavedModel: {tmp, data, model_dir, vocab, val_loss, saved, model}."""
     tmp = tmp_path_factory.mktemp('char')
     data = write_corpus(tmp / 'corpus.txt', extra=' _E_')
     status, out, err = run(char_rnn.main, tiny_args(tmp, data, '--vocab', 'auto', '--window',
@@ -78,9 +78,11 @@ def char(tmp_path_factory):
     saved = str(tmp / 'export' / '1')
     assert out_export.strip() == 'exported {} to {}'.format(
         os.path.join(model_dir, 'char-rnn-6'), saved)
-    return dict(tmp=tmp, data=data, model_dir=model_dir, vocab=stored['vocab'], saved=saved,
-                val_loss=float(re.findall(r'Validation loss (\d+\.\d+) nats/char', out)[-1]),
-                model=SavedModel(saved))
+    model = SavedModel(saved)
+    yield dict(tmp=tmp, data=data, model_dir=model_dir, vocab=stored['vocab'], saved=saved,
+               val_loss=float(re.findall(r'Validation loss (\d+\.\d+) nats/char', out)[-1]),
+               model=model)
+    model.sess.close()
 
 
 @pytest.fixture(scope='module')
@@ -97,8 +99,10 @@ def mnist(tmp_path_factory):
                                           '--cell', 'gru', '--export', str(tmp / 'export')])
     assert status == 0, err
     saved = str(tmp / 'export' / '1')
-    return dict(tmp=tmp, history=history, saved=saved, model=SavedModel(saved),
-                test=utils.load_mnist(str(tmp / 'data'), 0)['test'])
+    model = SavedModel(saved)
+    yield dict(tmp=tmp, history=history, saved=saved, model=model,
+               test=utils.load_mnist(str(tmp / 'data'), 0)['test'])
+    model.sess.close()
 
 
 # ---------------------------------------------------------------------------
@@ -120,7 +124,8 @@ def test_each_export_is_a_new_version_and_bad_input_is_one_line(char, tmp_path):
 
     (tmp_path / 'file').write_text('x')
     for main, args, message in (
-            (char_rnn.main, argv[:2] + ['--export', str(tmp_path / 'file')], 'a file, not a folder'),
+            (char_rnn.main, argv[:2] + ['--export', str(tmp_path / 'file')],
+             'a file, not a folder'),
             (char_rnn.main, ['--checkpoint-dir', str(tmp_path), '--export', str(target)],
              'no checkpoint in'),
             (mnist_rnn.main, ['--checkpoint-dir', str(tmp_path), '--cell', 'gru', '--export',
@@ -182,14 +187,14 @@ def test_saved_model_cli_run_generates_text_after_the_prime(char):
 # generate and score against the script.
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize('end', ['the data\'s', 'one drawn'])
-def test_greedy_generate_is_sample_at_a_vanishing_temperature(char, end, tmp_path):
+@pytest.mark.parametrize('drawn_marker', [False, True], ids=['data-marker', 'drawn-marker'])
+def test_greedy_generate_is_sample_at_a_vanishing_temperature(char, drawn_marker, tmp_path):
+    """The data's end marker (_E_) the tiny model never draws; a character that greedy
+    decoding draws (--end-marker, at export and --sample alike) cuts the text there."""
     base = ['--checkpoint-dir', str(char['tmp'] / 'ckpt')]
-    primes = PRIMES[:3]
-    if end == 'the data\'s':   # _E_, which the tiny model does not reach
-        model = char['model']
-    else:   # a character greedy decoding draws: the text is cut there
-        end = char['model'].generate(primes[:1], 40, greedy=True)[0][len(primes[0]) + 5]
+    primes, model = PRIMES[:3], char['model']
+    if drawn_marker:
+        end = model.generate(primes[:1], 40, greedy=True)[0][len(primes[0]) + 5]
         base += ['--end-marker', end]
         status, _, err = run(char_rnn.main, base + ['--export', str(tmp_path)])
         assert status == 0, err
@@ -200,9 +205,9 @@ def test_greedy_generate_is_sample_at_a_vanishing_temperature(char, end, tmp_pat
     assert status == 0, err
     sampled = out.splitlines()
     assert model.generate(primes, 40, greedy=True) == sampled
-    if end != 'the data\'s':
-        assert any(len(text) < len(prime.replace('~', '')) + 40 for text, prime in
-                   zip(sampled, primes)), 'the end marker cut nothing: the test shows nothing'
+    if drawn_marker:
+        assert any(len(text) < len(prime.replace('~', '')) + 40
+                   for text, prime in zip(sampled, primes))
 
 
 def test_a_seed_gives_one_text_and_each_begins_with_its_prime(char):
@@ -229,10 +234,11 @@ def test_signature_inputs_are_checked(char):
 
 
 def test_score_of_the_validation_lines_is_the_validation_loss_training_printed(char):
-    vocab, window = char['vocab'], WINDOW
+    vocab, cfg = char['vocab'], char_rnn.TinyConfig()
     text = utils.encode_file(char['data'], vocab)
-    val = utils.Corpus(text, window, 0.05, 0).val
-    assert val.lengths.max() <= window   # each line one window: the same positions
+    val = utils.Corpus(text, WINDOW, 0.05, 0).val   # training's split (--val-frac, --seed)
+    # Each line one window, and every window evaluated: the positions training scored.
+    assert val.lengths.max() <= WINDOW and len(val) <= cfg.batch_size * cfg.eval_batches
     lines = [utils.vocab_decode(text.ids[s:s + n], vocab) for s, n in zip(val.starts, val.lengths)]
     scored = char['model']('score', text=lines)
     assert scored['predicted_chars'].tolist() == (val.lengths - 1).tolist()
@@ -240,11 +246,11 @@ def test_score_of_the_validation_lines_is_the_validation_loss_training_printed(c
                  np.sum(scored['predicted_chars']))
     # The unrounded validation loss: char_rnn.evaluate on the restored training graph.
     with tf.Graph().as_default():
-        model = char_rnn.build_model(vocab, [16, 16], char_rnn.parse_args([]),
-                                     char_rnn.TinyConfig())
+        model = char_rnn.build_model(vocab, cfg.hidden_sizes, char_rnn.parse_args([]), cfg)
         with tf.Session() as sess:
             tf.train.Saver().restore(sess, os.path.join(char['model_dir'], 'char-rnn-6'))
-            loss = char_rnn.evaluate(sess, model, val.fixed_batches(8, 2))
+            loss = char_rnn.evaluate(sess, model,
+                                     val.fixed_batches(cfg.batch_size, cfg.eval_batches))
     assert mean == pytest.approx(loss, rel=1e-5)
     assert abs(mean - char['val_loss']) <= 5.1e-5   # printed to 4 decimals
 

@@ -146,7 +146,8 @@ def export_char_rnn(export_dir, checkpoint, vocab, end_marker, build, temperatur
         cut after the first end_marker among them, as `char_rnn.py --sample`. A prime left
         empty is primed with vocab[0], which then begins its text (as the script's seeds in
         a vocabulary that has none of them). Draws are stateless: a seed gives one text.
-        Scalars left out take their defaults: temperature and length, seed 0, greedy false.
+        Scalars left out (TF 1.15, saved_model_cli; TF 2 wants them all) take their defaults:
+        temperature and length as given here, seed 0, greedy false.
       score: text [N] -> nats_per_char [N], the mean of -log p(char | the chars before it)
         over each text's characters but the first, each text from the zero state as the
         training loss (characters outside vocab dropped; NaN without two left), and
@@ -157,6 +158,7 @@ def export_char_rnn(export_dir, checkpoint, vocab, end_marker, build, temperatur
         # generate and score share the text input and the model's pass over it.
         texts = tf.placeholder(tf.string, [None], name='text')
         ids, lengths = encode(texts, vocab)
+        # A text with no vocabulary character: vocab[0] (id 1) alone.
         empty = tf.cast(tf.equal(lengths, 0), tf.int32)
         ids += empty[:, None] * tf.one_hot(0, tf.shape(ids)[1], dtype=tf.int32)
         lengths += empty
@@ -192,10 +194,10 @@ def export_char_rnn(export_dir, checkpoint, vocab, end_marker, build, temperatur
         generated = primes + cut_after(decode(tf.transpose(drawn.stack()), vocab), end_marker)
 
         step_ids = tf.placeholder(tf.int32, [None], name='step_ids')
-        step_states = tuple(tf.placeholder(tf.float32, [None, s.shape[1]], name='state_{}'.format(i))
-                            for i, s in enumerate(states))
-        step_logits, next_states = step(step_ids, step_states)
         names = ['state_{}'.format(i) for i in range(len(states))]
+        step_states = tuple(tf.placeholder(tf.float32, [None, s.shape[1]], name=name)
+                            for name, s in zip(names, states))
+        step_logits, next_states = step(step_ids, step_states)
         return save(export_dir, checkpoint, {
             'generate': ({'prime': texts, 'temperature': temp, 'length': count, 'seed': seed,
                           'greedy': greedy}, {'text': generated}),
