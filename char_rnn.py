@@ -43,7 +43,7 @@ import time
 
 
 import utils
-from tf1rnn import cli, distributed, kernels, model_dir, runs, windows
+from tf1rnn import cli, distributed, export, kernels, model_dir, runs, windows
 from utils import rnn, tf
 from tf1rnn.cli import UserError
 
@@ -240,6 +240,10 @@ def parse_args(argv=None):
                    help='TensorFlow intra- and inter-op threads, 0: TensorFlow decides')
     p.add_argument('--sample', action='store_true',
                    help='generate from the latest checkpoint and exit, no training')
+    p.add_argument('--export', default=None, metavar='DIR',
+                   help='write the latest checkpoint as a SavedModel to DIR/<version> (1, 2, '
+                        '...), with signatures generate, score and step (docs/export.md), '
+                        'and exit, no training')
     p.add_argument('--prime', action='append', default=None, metavar='TEXT',
                    help='with --sample: seed text, repeatable (default: the lecture\'s seeds)')
     p.add_argument('--end-marker', default=None, metavar='TEXT',
@@ -727,9 +731,38 @@ def sample(args, cfg):
     return 0
 
 
+def export_model(args, cfg):
+    """--export: the latest checkpoint as a SavedModel (tf1rnn/export.py)."""
+    folder = os.path.join(args.checkpoint_dir, args.model)
+    stored, ckpt = model_dir.read(folder)
+    if not ckpt:
+        raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
+            folder, args.model))
+    vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
+
+    def build(seq):
+        """CharRNN's layers over the id rows seq: (logits, final states, one step)."""
+        model = CharRNN(vocab, hidden_sizes)
+        model.create_rnn(tf.one_hot(seq - 1, len(vocab)))
+        dense = lambda output, reuse: tf.layers.dense(output, len(vocab), None, name='dense',
+                                                      reuse=reuse)
+
+        def step(ids, states):   # as create_generator's
+            output, states = model.cells(tf.one_hot(ids - 1, len(vocab)), states)
+            return dense(output, True), states
+        return dense(model.output, None), model.out_state, step
+
+    path = export.export_char_rnn(args.export, ckpt, vocab, resolve_end_marker(args, stored),
+                                  build, cfg.temperature, cfg.len_generated, args.threads)
+    print('exported {} to {}'.format(ckpt, path))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = make_config(args)
+    if args.export is not None:
+        return export_model(args, cfg)
     cluster = distributed.cluster_from_args(args, [('--sample', args.sample)])
     if args.sample:
         return sample(args, cfg)

@@ -62,7 +62,7 @@ import time
 import numpy as np
 
 import utils
-from tf1rnn import cell_runs, cli, distributed, files, kernels, layer_norm, mnist_data, runs, stats
+from tf1rnn import cell_runs, cli, distributed, export, files, kernels, layer_norm, mnist_data, runs, stats
 from utils import TF1, rnn, tf
 from tf1rnn.cli import UserError
 
@@ -185,6 +185,9 @@ def parse_args(argv=None):
     add('--checkpoint-dir', default='checkpoints',
         help='checkpoints go to <dir>/mnist_<cell>/, with --seeds to <dir>/mnist_<cell>_seed<k>/ '
              '(default: checkpoints)')
+    add('--export', metavar='DIR',
+        help='write the --cell\'s checkpoint as a SavedModel to DIR/<version> (1, 2, ...), '
+             'with a signature classify (docs/export.md), and exit, no training')
     add('--force', action='store_true',
         help='train a cell again even if its checkpoint says it is finished')
     add('--threads', type=cli.non_negative_int, default=0,
@@ -689,6 +692,37 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
 
 # ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+def export_model(args):
+    """--export: the cell's checkpoint (history.json names it) as a SavedModel
+    (tf1rnn/export.py)."""
+    if len(args.cell) > 1 or args.seeds is not None:
+        raise UserError('--export writes one model: give one --cell, and no --seeds')
+    ckpt_dir = cell_runs.run_dirs(args.cell[0], args)[0]
+    history = runs.read_history(os.path.join(ckpt_dir, cell_runs.HISTORY), cell_runs.HISTORY_KEYS,
+                                cell_runs.SETTINGS_ADDED)
+    if not history or not history.get('checkpoint'):
+        raise UserError('no checkpoint in {}: train first (python mnist_rnn.py --cell {})'.format(
+            ckpt_dir, args.cell[0]))
+    settings = history['settings']
+
+    def build(images):
+        """MnistRnn's logits, by its notebook graph (the same variables), no training ops."""
+        cell = make_cell(settings['cell'], settings['hidden'], settings['forget_bias'],
+                         settings['ln_smoothing'], settings['ln_epsilon'])
+        outputs, _ = tf.nn.dynamic_rnn(cell, images, dtype=tf.float32)
+        return tf.layers.dense(outputs[:, MAX_SEQ_LEN - 1], NUM_CLASSES)
+
+    checkpoint = os.path.join(ckpt_dir, history['checkpoint'])
+    path = export.export_classifier(args.export, checkpoint, build, (MAX_SEQ_LEN, INPUT_UNITS),
+                                    args.threads)
+    print('exported {} to {}'.format(checkpoint, path))
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
 
@@ -696,6 +730,8 @@ def main(argv=None):
     started = (time.time(), stats.load_average())
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)   # for results.md
+    if args.export is not None:
+        return export_model(args)
     cluster = distributed.cluster_from_args(args, [('--seeds', args.seeds is not None),
                                              ('more than one --cell', len(args.cell) > 1)])
     if cluster and cluster.start().job == 'ps':

@@ -46,7 +46,7 @@ def _char_model(char_rnn, tweets, seed, graph='fast'):
 def char_training(char_rnn, tweets, seed=0, graph='fast'):
     """(config, CharRNN, its training batches): what char_rnn.py's training loop runs."""
     # (the script's own modules, which may be another checkout's)
-    windows, corpus = char_rnn.windows, char_rnn.corpus
+    windows, corpus = char_rnn.windows, char_rnn.model_dir.corpus
     args, cfg, vocab, model = _char_model(char_rnn, tweets, seed, graph)
     split = windows.Corpus(corpus.encode_file(tweets, vocab), cfg.window, args.val_frac, seed)
     return cfg, model, split.train.batches(cfg.batch_size, [seed])

@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, write_idx
 
 import mnist_rnn
-from tf1rnn import cli, files, layer_norm, mnist_data, runs
+from tf1rnn import cell_runs, cli, files, layer_norm, mnist_data, runs
 from utils import tf
 
 SCRIPT = os.path.join(ROOT, 'mnist_rnn.py')
@@ -257,7 +257,7 @@ def test_results_files_compare_the_cells(comparison):
     runs = list(csv.DictReader(open(str(logdir / 'runs.csv'))))
     cells = list(csv.DictReader(open(str(logdir / 'results.csv'))))
     assert [row['cell'] for row in runs] == [row['cell'] for row in cells] == list(mnist_rnn.CELLS)
-    assert list(runs[0]) == list(mnist_rnn.RUN_COLUMNS)
+    assert list(runs[0]) == list(cell_runs.RUN_COLUMNS)
     for row, cell in zip(runs, cells):
         history = history_of(comparison['tmp'], row['cell'])
         assert (row['seed'], row['status'], cell['NaN']) == ('0', 'done', '0')
@@ -309,7 +309,7 @@ def test_the_reported_epoch_is_validations_best_not_tests():
               dict(epoch=3, test_accuracy=0.93, validation_accuracy=0.91)]   # ties epoch 1
     history = {'status': 'done', 'epochs': epochs, 'train_seconds': 1.0, 'train_steps': 10,
                'wall_seconds': 2.0}
-    figures = mnist_rnn.run_figures('gru', 0, history)
+    figures = cell_runs.run_figures('gru', 0, history)
     row = figures['row']
     assert figures['score'] == 0.90
     assert (row['best epoch (val)'], row['val accu'], row['test accu at best val'],
@@ -318,7 +318,7 @@ def test_the_reported_epoch_is_validations_best_not_tests():
     # Without validation (--validation-size 0) it says so and reports the last epoch.
     for epoch in epochs:
         epoch['validation_accuracy'] = None
-    figures = mnist_rnn.run_figures('gru', 0, history)
+    figures = cell_runs.run_figures('gru', 0, history)
     assert figures['score'] == 0.93
     assert (figures['row']['best epoch (val)'], figures['row']['val accu']) == (
         '3 (last: no validation)', '')
