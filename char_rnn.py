@@ -219,6 +219,13 @@ def parse_args(argv=None):
                         'multinomial(exp(logits / T)), p proportional to exp(exp(logits / T)), '
                         'whose sharpness depends on the level of the logits: near-greedy '
                         'repetition or uniform noise, by the checkpoint')
+    p.add_argument('--top-k', type=cli.non_negative_int, default=0, metavar='K',
+                   help='draw each character from the K most likely ones only (as nanoGPT\'s '
+                        'sample.py), 0: from all; for --sample and the samples printed while '
+                        'training')
+    p.add_argument('--greedy', action='store_true',
+                   help='generate the most likely character every time (no drawing): the same '
+                        'text every run')
     p.add_argument('--skip-step', type=cli.positive_int, default=None,
                    help='print the loss every N steps (default: 1, as the lecture)')
     p.add_argument('--sample-every', type=cli.non_negative_int, default=None,
@@ -244,6 +251,10 @@ def parse_args(argv=None):
                    help='write the latest checkpoint as a SavedModel to DIR/<version> (1, 2, '
                         '...), with signatures generate, score and step (docs/export.md), '
                         'and exit, no training')
+    p.add_argument('--checkpoint', default=None, metavar='latest|best|STEP|PATH',
+                   help='with --sample or --export: the checkpoint: the latest (default), the '
+                        'best (lowest validation loss), the one of global step STEP, or the '
+                        'one at PATH')
     p.add_argument('--prime', action='append', default=None, metavar='TEXT',
                    help='with --sample: seed text, repeatable (default: the lecture\'s seeds)')
     p.add_argument('--end-marker', default=None, metavar='TEXT',
@@ -263,15 +274,21 @@ def parse_args(argv=None):
 # Model: the lecture's CharRNN.
 # ---------------------------------------------------------------------------
 
-def sample_ids(logits, temp, sampling):
-    """One id per row of logits [batch, len(vocab)]."""
+def sample_ids(logits, temp, sampling, top_k=0, greedy=False):
+    """One id per row of logits [batch, len(vocab)]: drawn at temperature temp from the
+    top_k most likely characters (0: all), or, greedy, the most likely one."""
     if sampling == 'lecture':
-        draws = tf.multinomial(lecture_logits(logits, temp), 1)
+        logits = lecture_logits(logits, temp)
     else:
         # Fix: the Maxwell-Boltzmann distribution the lecture's comment names,
         # p proportional to exp(logits / temp) (see lecture_logits).
-        draws = tf.multinomial(logits / temp, 1)
-    return tf.cast(draws[:, 0], tf.int32) + 1   # Fix: column k is id k + 1 (0 is padding)
+        logits = logits / temp
+    # Top-k (as nanoGPT's sample.py): the others' logits to -inf, their probability 0.
+    k = tf.minimum(tf.where(top_k > 0, top_k, tf.shape(logits)[-1]), tf.shape(logits)[-1])
+    kth = tf.reduce_min(tf.nn.top_k(logits, k).values, axis=-1, keepdims=True)
+    logits = tf.where(logits < kth, tf.fill(tf.shape(logits), float('-inf')), logits)
+    draws = tf.where(greedy, tf.argmax(logits, -1), tf.multinomial(logits, 1)[:, 0])
+    return tf.cast(draws, tf.int32) + 1   # Fix: column k is id k + 1 (0 is padding)
 
 
 def lecture_logits(logits, temp):
@@ -293,7 +310,7 @@ class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, warmup=0, clip=None, keep_prob=1.0, temperature=0.9,
                  len_generated=200, sampling='softmax', graph='fast', loss='masked',
-                 cluster=None):
+                 cluster=None, top_k=0, greedy=False):
         self.vocab = vocab
         self.cluster = cluster   # a distributed.Cluster: variables on parameter servers
         self.loss_kind = loss
@@ -302,6 +319,8 @@ class CharRNN(object):
         self.seq = tf.placeholder(tf.int32, [None, None], name='seq')
         # placeholder_with_default: the lecture's constant, which --sample can change.
         self.temp = tf.placeholder_with_default(float(temperature), [], name='temperature')
+        self.top_k = tf.placeholder_with_default(int(top_k), [], name='top_k')
+        self.greedy = tf.placeholder_with_default(bool(greedy), [], name='greedy')
         self.hidden_sizes = list(hidden_sizes)
         self.lr = lr
         self.lr_decay = lr_decay
@@ -356,7 +375,8 @@ class CharRNN(object):
         # sample the next character from Maxwell-Boltzmann Distribution
         # with temperature temp. It works equally well without tf.exp
         # (It does not: exp(logits / temp) taken as logits; see sample_ids, lecture_logits.)
-        self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling)
+        self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling, self.top_k,
+                                 self.greedy)
         self.learning_rate = utils.learning_rate(self.lr, self.gstep, self.lr_decay,
                                                  self.decay_steps, self.warmup)
         grads_and_vars, self.grad_norm = utils.clip_gradients(
@@ -396,13 +416,13 @@ class CharRNN(object):
         batch = tf.shape(self.seq)[0]
         last = tf.cast(self.length, tf.int32) - 1
         last_logits = tf.gather_nd(self.logits, tf.stack([tf.range(batch), last], axis=1))
-        first = sample_ids(last_logits, self.temp, self.sampling)
+        first = sample_ids(last_logits, self.temp, self.sampling, self.top_k, self.greedy)
         ids = tf.TensorArray(tf.int32, size=self.len_generated).write(0, first)
 
         def step(i, previous, state, ids):
             output, state = self.cells(tf.one_hot(previous - 1, len(self.vocab)), state)
             logits = tf.layers.dense(output, len(self.vocab), None, name='dense', reuse=True)
-            current = sample_ids(logits, self.temp, self.sampling)
+            current = sample_ids(logits, self.temp, self.sampling, self.top_k, self.greedy)
             return i + 1, current, state, ids.write(i, current)
 
         _, _, _, ids = tf.while_loop(lambda i, *_: i < self.len_generated, step,
@@ -436,7 +456,8 @@ def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
                     decay_steps=cfg.decay_steps, warmup=cfg.warmup, clip=cfg.clip,
                     keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
-                    sampling=args.sampling, graph=args.graph, loss=args.loss, cluster=cluster)
+                    sampling=args.sampling, graph=args.graph, loss=args.loss, cluster=cluster,
+                    top_k=args.top_k, greedy=args.greedy)
     model.create_model()
     return model
 
@@ -720,11 +741,15 @@ def sample(args, cfg):
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
             folder, args.model))
     vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
+    ckpt = model_dir.choose_checkpoint(folder, args.checkpoint)
     primes = clean_primes(args.prime, vocab) if args.prime else default_seeds(vocab)
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
         with tf.Session(config=runs.session_config(args.threads)) as sess:
-            runs.restore_latest(sess, tf.train.Saver(), folder, model_dir.PREFIX, ckpt)
+            if args.checkpoint in (None, 'latest'):   # (one rotated away: its successor)
+                runs.restore_latest(sess, tf.train.Saver(), folder, model_dir.PREFIX, ckpt)
+            else:
+                runs.restore(sess, tf.train.Saver(), ckpt)
             end = resolve_end_marker(args, stored)
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)
@@ -739,6 +764,7 @@ def export_model(args, cfg):
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
             folder, args.model))
     vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
+    ckpt = model_dir.choose_checkpoint(folder, args.checkpoint)
 
     def build(seq):
         """CharRNN's layers over the id rows seq: (logits, final states, one step)."""
@@ -768,6 +794,9 @@ def main(argv=None):
         return sample(args, cfg)
     if args.prime:
         raise UserError('--prime needs --sample (training samples from the lecture\'s seeds)')
+    if args.checkpoint is not None:
+        raise UserError('--checkpoint needs --sample or --export (training resumes from the '
+                        'latest)')
     return train(args, cfg, cluster)
 
 

@@ -255,12 +255,12 @@ def test_generation_has_the_requested_length_in_vocabulary_chars(sampling):
     assert len(online[0]) == 10 and set(online[0]) <= set(vocab)
 
 
-def _draw_frequencies(logits, temperature, sampling, draws=40000):
+def _draw_frequencies(logits, temperature, sampling, draws=40000, top_k=0, greedy=False):
     """Frequencies of the ids sample_ids draws from one row of logits."""
     with tf.Graph().as_default(), tf.Session() as sess:
         tf.set_random_seed(0)
         ids = char_rnn.sample_ids(tf.constant([logits] * draws, tf.float32), temperature,
-                                  sampling)
+                                  sampling, tf.constant(top_k), tf.constant(greedy))
         drawn = sess.run(ids)
     assert drawn.min() >= 1 and drawn.max() <= len(logits)   # ids, 0 is padding
     return np.bincount(drawn - 1, minlength=len(logits)) / float(draws)
@@ -302,6 +302,49 @@ def test_default_sampling_draws_softmax_of_logits_over_temperature(temperature):
     # uniform noise, here 20 times the model's own probability for them at the same temperature.
     lecture, softmax = _exact(TRAINED_LIKE, 1.5, 'lecture'), _exact(TRAINED_LIKE, 1.5, 'softmax')
     assert lecture[4:].sum() > 0.3 and lecture[4:].sum() > 15 * softmax[4:].sum()
+
+
+@pytest.mark.parametrize('sampling', ['softmax', 'lecture'])
+@pytest.mark.parametrize('top_k', [1, 2, 3, 32])
+def test_top_k_draws_from_the_k_most_likely_renormalised(sampling, top_k):
+    """--top-k K: the K most likely characters, each with its probability over theirs."""
+    order = np.argsort(TRAINED_LIKE)[::-1]
+    want = _exact(TRAINED_LIKE, 0.8, sampling)
+    want[order[top_k:]] = 0
+    want /= want.sum()
+    got = _draw_frequencies(TRAINED_LIKE, 0.8, sampling, top_k=top_k)
+    assert not got[order[top_k:]].any()
+    assert np.abs(got - want).sum() / 2 < 0.015
+
+
+def test_greedy_takes_the_most_likely_character_every_time():
+    got = _draw_frequencies(TRAINED_LIKE, 1.5, 'softmax', draws=500, greedy=True)
+    assert got[int(np.argmax(TRAINED_LIKE))] == 1
+
+
+def test_sample_greedy_top_k_and_checkpoint_flags(trained, tmp_path, capsys):
+    """--greedy prints the same text every run; --checkpoint best, STEP, a path or latest
+    pick the checkpoint (another one, other text); a missing one is one line naming those
+    there are."""
+    copy_trained(trained, tmp_path)
+    base = ['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '--prime', 'I w', '-n', '30']
+    texts = {}
+    for which in ('latest', 'best', '3', str(tmp_path / 'ckpt' / 'trump_tweets' / 'char-rnn-3'),
+                  None):
+        code, out, err = run(base + ['--greedy'] + (['--checkpoint', which] if which else []),
+                             capsys)
+        assert code == 0, err
+        texts[which] = out
+    assert texts[None] == texts['latest'] == texts['best']   # step 6 was the best
+    assert texts['3'] == texts[str(tmp_path / 'ckpt' / 'trump_tweets' / 'char-rnn-3')]
+    assert texts['3'] != texts['latest']
+    code, out, err = run(base + ['--top-k', '1'], capsys)
+    assert code == 0 and out == texts['latest'], err   # top-1 is greedy
+    code, out, err = run(base + ['--checkpoint', '5'], capsys)
+    assert code == 2 and err.strip().endswith('(steps in {}: 3, 6)'.format(
+        tmp_path / 'ckpt' / 'trump_tweets')), err
+    code, out, err = run(tiny_args(tmp_path, 'x.txt', '--checkpoint', 'best'), capsys)
+    assert code == 2 and '--checkpoint needs --sample or --export' in err
 
 
 def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):

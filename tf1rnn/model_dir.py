@@ -4,6 +4,7 @@ resume) and data.encoded (the data's ids, for a quick resume); the refusals of a
 that would not continue the same model."""
 import json
 import os
+import re
 import sys
 
 from tf1rnn import corpus, files, runs
@@ -25,6 +26,29 @@ def read(model_dir):
         raise UserError('{} has a checkpoint but no {} (vocabulary and model shape): not a '
                         'checkpoint of this script'.format(model_dir, CONFIG_FILE))
     return (stored, ckpt) if ckpt else (None, None)
+
+
+def choose_checkpoint(model_dir, which=None):
+    """The checkpoint `which` names (--checkpoint): 'latest' (None), 'best' (the lowest
+    validation loss, kept in best/), a global STEP, or a PATH (a checkpoint's prefix, or one
+    of its files). UserError naming what there is when it is not there."""
+    if which in (None, 'latest'):
+        path = runs.latest_checkpoint(model_dir, PREFIX)
+    elif which == 'best':
+        path = runs.latest_checkpoint(os.path.join(model_dir, 'best'), PREFIX)
+        if not path:
+            raise UserError('no best checkpoint in {}: it is saved at the first validation '
+                            '(--eval-every)'.format(os.path.join(model_dir, 'best')))
+    else:
+        path = (os.path.join(model_dir, '{}-{}'.format(PREFIX, int(which))) if which.isdigit()
+                else re.sub(r'\.(index|meta|data-\d+-of-\d+)$', '', which))
+        if not os.path.exists(path + '.index'):
+            steps = sorted(int(name[len(PREFIX) + 1:-len('.index')]) for name in
+                           os.listdir(model_dir) if re.match(re.escape(PREFIX) +
+                                                              r'-\d+\.index$', name))
+            raise UserError('--checkpoint {}: no checkpoint {} (steps in {}: {})'.format(
+                which, path, model_dir, ', '.join(map(str, steps)) or 'none'))
+    return path
 
 
 def read_config(model_dir):
