@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from conftest import ROOT, write_idx
 
 import mnist_rnn
+import utils
 from tf1rnn import cell_runs, cli, files, layer_norm, mnist_data, runs
 from utils import tf
 
@@ -1096,3 +1098,17 @@ def test_a_run_stopped_before_its_first_save_starts_over(tmp_path):
     assert status == 0, err
     assert 'holds no checkpoint yet: starting the cell over' in out
     assert json.load(open(str(folder / 'history.json')))['settings']['lr'] == 0.002
+
+
+def test_a_cell_folder_written_before_the_layout_move_resumes(tmp_path):
+    """checkpoints/mnist_gru as main wrote it at 7953fdb (1 epoch, 16 hidden, batch 8, its
+    history.json; one per stack, which a run's settings include): a second epoch resumes it."""
+    old = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'main-7953fdb')
+    shutil.copytree(os.path.join(old, 'checkpoints', 'mnist_gru-' + utils.STACK),
+                    str(tmp_path / 'checkpoints' / 'mnist_gru'))
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--cell', 'gru', '--epochs', '2', '--threads', '1')
+    argv[argv.index('--batch-size') + 1] = '8'
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'resuming at ep 2' in out and '[tst] ep 2' in out
