@@ -30,8 +30,10 @@ Results (the tweets, lecture settings, --seed 0; validation loss in nats per cha
 The first loss is ln(87) = 4.47 nats per character, a uniform guess over the vocabulary.
 Training runs a faster graph of the same model (CharRNN.fast_logits, kernels.gru_stack): the
 same variables, loss and gradients as the lecture's dynamic_rnn graph, which --graph lecture
-runs (the table above was measured with it). Speed, in characters (window positions) per
-second: BENCHMARKS.md (docs/results.md lists every figure).
+runs (the table above was measured with it, before the training step's gradient fix:
+bench/results/gradient-fix-tf1.md has step 2000 at 2.0506 after it, TF1, one thread).
+Speed, in characters (window positions) per second: BENCHMARKS.md (docs/results.md lists
+every figure).
 """
 from __future__ import print_function
 
