@@ -17,7 +17,7 @@ def test_a_file_is_read_as_utf8_whatever_the_locale(tmp_path):
     code = ('import locale, sys; sys.path.insert(0, {!r}); import utils; '
             'from tf1rnn import corpus; print(locale.getpreferredencoding(False)); '
             'text = corpus.encode_file({!r}); '
-            'print(ascii(utils.vocab_decode(text.ids, text.vocab)), list(text.lengths))'
+            'print(ascii(utils.vocab_decode(text.ids, text.vocab)), text.lengths.tolist())'
             ).format(ROOT, str(path))
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, check=True,
                          stdout=subprocess.PIPE, universal_newlines=True).stdout.splitlines()

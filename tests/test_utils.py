@@ -17,8 +17,10 @@ def test_shim_is_graph_mode_tf1_api():
     assert utils.STACK in ('tf1', 'tf2')
     assert utils.TF1 == tf.__version__.startswith('1.')
     for name in ('BasicRNNCell', 'BasicLSTMCell', 'LSTMCell', 'GRUCell', 'MultiRNNCell',
-                 'DropoutWrapper', 'LayerNormBasicLSTMCell'):
+                 'DropoutWrapper'):
         assert callable(getattr(utils.rnn, name)), name
+    # contrib's cells on TF1 only (TF2 has no contrib: tf1rnn.layer_norm ports the one used)
+    assert hasattr(utils.rnn, 'LayerNormBasicLSTMCell') == utils.TF1
 
 
 # --- vocabulary ------------------------------------------------------------------
