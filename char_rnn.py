@@ -150,7 +150,15 @@ def make_config(args):
 
 def lr_decay(text):
     """--lr-decay: 'cosine' or a positive rate."""
-    return 'cosine' if text == 'cosine' else cli.positive_float(text)
+    return 'cosine' if text == 'cosine' else decay_rate(text)
+
+
+decay_rate = cli.number(float, low=0, high=1, low_open=True)
+lr_decay.range = 'cosine, or ' + decay_rate.range
+# 1/T scales the logits: below 1e-30, logits of a trained model (|z| ~ 10-100) divided by T
+# overflow float32 (3.4e38) and multinomial, finding no finite logit, returns an id outside
+# the vocabulary; above 1e30 every logit is 0 (uniform) long before, so nothing is lost.
+TEMPERATURE_RANGE = (1e-30, 1e30)
 
 
 def parse_args(argv=None):
@@ -161,7 +169,7 @@ def parse_args(argv=None):
     p.add_argument('--data', default=DEFAULT_DATA,
                    help='UTF-8 text file, one example per line; the default is downloaded '
                         '(sha256 checked) when missing')
-    p.add_argument('--model', default=None,
+    p.add_argument('--model', default=None, type=cli.name,
                    help='model name: checkpoints in CHECKPOINT_DIR/MODEL, events in '
                         'LOGDIR/char_rnn/MODEL (default: trump_tweets; --config ten-minutes: '
                         'trump_tweets-ten-minutes)')
@@ -184,7 +192,8 @@ def parse_args(argv=None):
                    help='windows per batch (default: 64)')
     p.add_argument('--window', type=cli.window, default=None,
                    help='characters per training window, overlapping by half (default: 50)')
-    p.add_argument('--lr', type=float, default=None, help='Adam learning rate (default: 0.0003)')
+    p.add_argument('--lr', type=cli.number(float, low=0, high=1, low_open=True), default=None,
+                   help='Adam learning rate (default: 0.0003)')
     p.add_argument('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine',
                    help='multiply the learning rate by RATE every --decay-steps steps '
                         '(tf.train.exponential_decay, staircase), or cosine: down to a tenth '
@@ -195,9 +204,9 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=cli.non_negative_int, default=None, metavar='STEPS',
                    help='raise the learning rate linearly over the first STEPS steps '
                         '(default: the config\'s; lecture: 0)')
-    p.add_argument('--clip', type=float, default=None, metavar='NORM',
-                   help='clip gradients to this global norm (default: the config\'s; '
-                        'lecture: no clipping)')
+    p.add_argument('--clip', type=cli.number(float, low=0), default=None, metavar='NORM',
+                   help='clip gradients to this global norm, 0: no clipping (default: the '
+                        'config\'s; lecture: no clipping)')
     p.add_argument('--graph', choices=['fast', 'lecture'], default='fast',
                    help='the training graph. fast: the GRU layers by kernels.gru_stack (input '
                         'projections out of the time loop, gradient written out); lecture: '
@@ -210,7 +219,7 @@ def parse_args(argv=None):
                         '(runs the lecture graph)')
     p.add_argument('--keep-prob', type=cli.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
-    p.add_argument('--temperature', type=cli.positive_float, default=None,
+    p.add_argument('--temperature', type=cli.number(float, *TEMPERATURE_RANGE), default=None,
                    help='sampling temperature (default: 0.9; with --sampling lecture, the '
                         'lecture\'s 1.5)')
     p.add_argument('--sampling', choices=['softmax', 'lecture'], default='softmax',
@@ -232,7 +241,7 @@ def parse_args(argv=None):
                    help='TensorBoard training scalars every N steps (default: 10)')
     p.add_argument('--val-frac', type=cli.fraction, default=0.05,
                    help='fraction of the lines held out for the validation loss')
-    p.add_argument('--seed', type=int, default=0,
+    p.add_argument('--seed', type=cli.seed, default=0,
                    help='random seed: initialisation, validation split, data order, sampling')
     p.add_argument('--checkpoint-dir', default='checkpoints', help='checkpoints root')
     p.add_argument('--logdir', default='logdir', help='TensorBoard events root')

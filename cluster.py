@@ -25,16 +25,20 @@ import sys
 import threading
 import time
 
+from tf1rnn import cli
+
 GRACE = 60   # seconds a task gets to exit after SIGTERM before it is killed
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                usage='%(prog)s [options] -- COMMAND ...')
-    p.add_argument('--workers', type=int, default=2, help='workers (default: 2)')
-    p.add_argument('--ps', type=int, default=1, help='parameter servers (default: 1)')
+                                usage='%(prog)s [options] -- COMMAND ...',
+                                formatter_class=cli.RangeHelpFormatter)
+    p.add_argument('--workers', type=cli.positive_int, default=2, help='workers (default: 2)')
+    p.add_argument('--ps', type=cli.positive_int, default=1,
+                   help='parameter servers (default: 1)')
     p.add_argument('--sync', action='store_true', help='synchronous updates (passed on)')
-    p.add_argument('--port', type=int, default=0,
+    p.add_argument('--port', type=cli.number(int, low=0, high=65535), default=0,
                    help='first port, the others following (default: free ports)')
     p.add_argument('--logs', default='cluster-logs', help='folder of the per-task logs')
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -42,8 +46,9 @@ def parse_args(argv=None):
         p.error('give the command to run after --, e.g. -- python char_rnn.py')
     args = p.parse_args(argv[:argv.index('--')])
     args.command = argv[argv.index('--') + 1:]
-    if args.workers < 1 or args.ps < 1:
-        p.error('--workers and --ps must be 1 or more')
+    if args.port and args.port + args.ps + args.workers - 1 > 65535:
+        p.error('--port {}: {} tasks need ports up to {}, above 65535'.format(
+            args.port, args.ps + args.workers, args.port + args.ps + args.workers - 1))
     return args
 
 

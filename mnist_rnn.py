@@ -131,6 +131,7 @@ def cell_list(text):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train RNN cells on MNIST rows as in the cell comparison notebook.',
+        formatter_class=cli.RangeHelpFormatter,
         epilog='Settings default to the notebook\'s (--config notebook). Exit status: 0 done '
                '(or stopped by Ctrl-C or SIGTERM after saving), 2 bad input, 3 a cell hit NaN/Inf.')
     add = parser.add_argument
@@ -144,12 +145,12 @@ def parse_args(argv=None):
     add('--epochs', type=cli.positive_int, help='epochs to train (notebook: 10)')
     add('--batch-size', type=cli.positive_int, help='images per batch (notebook: 128)')
     add('--hidden', type=cli.positive_int, help='units in the cell (notebook: 31)')
-    add('--lr', type=cli.positive_float,
+    add('--lr', type=cli.number(float, low=0, high=1, low_open=True),
         help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
-    add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
-    add('--clip-norm', type=float,
+    add('--forget-bias', type=cli.number(float), help='forget_bias of --cell lstm (notebook: 1.0)')
+    add('--clip-norm', type=cli.number(float, low=0),
         help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
-    add('--ln-epsilon', type=float, metavar='EPS',
+    add('--ln-epsilon', type=cli.positive_float, metavar='EPS',
         help='ln_basic_lstm: layer norm\'s variance epsilon (contrib\'s 1e-12 makes its NaN; {} '
              'cures it); on TF1 via the port layer_norm.LayerNormBasicLSTMCell, same variables'.format(
                  LN_EPSILON_REMEDY))
@@ -163,7 +164,7 @@ def parse_args(argv=None):
         help='fast: the LSTMs as one BlockLSTM op over all rows, gru by kernels.gru_stack, no '
              'sequence_length for any cell; notebook: dynamic_rnn over the cell with '
              'sequence_length, as the notebook. The same model and checkpoints')
-    add('--seed', type=cli.non_negative_int,
+    add('--seed', type=cli.seed,
         help='seed of the initial weights and of the training order: 0 (default) keeps the '
              'file\'s order, as the notebook (which set no seed); N > 0 trains on a fixed '
              'permutation drawn from N, the same every epoch')
@@ -205,10 +206,6 @@ def parse_args(argv=None):
                  'validation_size', 'train_limit', 'test_limit'):
         if getattr(args, name) is None:
             setattr(args, name, getattr(config, name))
-    if not 0 <= args.clip_norm < float('inf'):
-        parser.error('--clip-norm must not be negative')
-    if args.ln_epsilon is not None and not 0 < args.ln_epsilon < float('inf'):
-        parser.error('--ln-epsilon must be positive')
     if args.seeds is not None and args.seed is not None:
         parser.error('--seed and --seeds: give one of them')
     args.seed = args.seed or 0

@@ -1180,3 +1180,57 @@ def test_settings_bind_only_once_a_checkpoint_exists(trained, tmp_path, capsys):
     assert code == 0, err
     stored = json.load(open(str(model_dir / CONFIG_FILE)))
     assert stored['hidden_sizes'] == [12] and stored['vocab'] == char_rnn.TRUMP_VOCAB
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 1: flag values the math cannot take are refused by argparse.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,value,message', [
+    ('--temperature', '1e-40', 'must be in [1e-30, 1e+30], not 1e-40'),
+    ('--temperature', '0', 'must be in [1e-30, 1e+30], not 0'),
+    ('--temperature', 'inf', "expected a number in [1e-30, 1e+30], not 'inf'"),
+    ('--lr', '-0.01', 'must be in (0, 1], not -0.01'),
+    ('--lr', '0', 'must be in (0, 1], not 0'),
+    ('--lr', 'nan', "expected a number in (0, 1], not 'nan'"),
+    ('--clip', '-1', 'must be 0 or more, not -1'),
+    ('--lr-decay', '1.5', 'must be in (0, 1], not 1.5'),
+    ('--seed', '-1', 'must be in [0, 2147483647], not -1'),
+    ('--keep-prob', '0', 'must be in (0, 1], not 0'),
+    ('--val-frac', '1', 'must be in [0, 1), not 1'),
+    ('--window', '1', 'must be 2 or more, not 1'),
+    ('--model', '../elsewhere', "must be a name, not a path (no '/', not empty, not . or ..), "
+                                "not '../elsewhere'"),
+    ('--model', '', "must be a name, not a path (no '/', not empty, not . or ..), not ''"),
+])
+def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, message, tmp_path,
+                                                                capsys):
+    with pytest.raises(SystemExit) as e:
+        char_rnn.main(tiny_args(tmp_path, tmp_path / 'corpus.txt', flag, value))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert err.splitlines()[-1].endswith(': error: argument {}: {}'.format(flag, message))
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_sample_ids_stay_in_the_vocabulary_at_the_lowest_temperature():
+    low = char_rnn.TEMPERATURE_RANGE[0]
+    logits = np.array([[-100.0, 30.0, 100.0, 99.0], [5.0, -5.0, 0.0, 4.0]], np.float32)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        for sampling in ('softmax', 'lecture'):
+            ids = sess.run(char_rnn.sample_ids(tf.constant(logits), tf.constant(low), sampling))
+            assert list(ids) == [3, 1]   # the argmax (id = column + 1): greedy, in range
+
+
+@pytest.mark.parametrize('sampling', ['softmax', 'lecture'])
+def test_sampling_at_the_temperature_bound_works_and_below_it_is_refused(sampling, trained,
+                                                                          tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    low = char_rnn.TEMPERATURE_RANGE[0]
+    code, out, err = run(tiny_args(tmp_path, data, '--sample', '--sampling', sampling,
+                                   '--temperature', repr(low), '--prime', 'make'), capsys)
+    assert code == 0, err
+    assert out.startswith('make') and 'Traceback' not in err
+    with pytest.raises(SystemExit):
+        char_rnn.parse_args(['--temperature', repr(low / 2)])

@@ -453,3 +453,22 @@ def test_mnist_cluster_runs_one_cell_and_seed(flags, message, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=WAIT)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# Issue 23: cluster.py's flags refused by argparse.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flags,message', [
+    (['--workers', '0'], 'argument --workers: must be 1 or more, not 0'),
+    (['--ps', '-1'], 'argument --ps: must be 1 or more, not -1'),
+    (['--port', '70000'], 'argument --port: must be in [0, 65535], not 70000'),
+    (['--port', '65535'], '--port 65535: 3 tasks need ports up to 65537, above 65535'),
+])
+def test_cluster_flags_out_of_range_are_one_line(flags, message, tmp_path):
+    proc = subprocess.run([sys.executable, LAUNCHER] + flags + ['--', 'true'], cwd=str(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == 'cluster.py: error: ' + message
+    assert not (tmp_path / 'cluster-logs').exists()

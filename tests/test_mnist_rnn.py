@@ -1096,3 +1096,26 @@ def test_a_run_stopped_before_its_first_save_starts_over(tmp_path):
     assert status == 0, err
     assert 'holds no checkpoint yet: starting the cell over' in out
     assert json.load(open(str(folder / 'history.json')))['settings']['lr'] == 0.002
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 1: flag values the math cannot take are refused by argparse.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,value,message', [
+    ('--lr', '-0.01', 'must be in (0, 1], not -0.01'),
+    ('--lr', '0', 'must be in (0, 1], not 0'),
+    ('--clip-norm', '-1', 'must be 0 or more, not -1'),
+    ('--clip-norm', 'inf', "expected a number 0 or more, not 'inf'"),
+    ('--ln-epsilon', '0', 'must be more than 0, not 0'),
+    ('--forget-bias', 'nan', "expected a number, not 'nan'"),
+    ('--seed', '-2', 'must be in [0, 2147483647], not -2'),
+    ('--epochs', '0', 'must be 1 or more, not 0'),
+    ('--train-limit', '-1', 'must be 0 or more, not -1'),
+])
+def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, message, tmp_path):
+    status, out, err = run_main(small_args(tmp_path, flag, value))
+    assert status == 2
+    assert 'Traceback' not in err
+    assert err.splitlines()[-1].endswith(': error: argument {}: {}'.format(flag, message))
+    assert not (tmp_path / 'checkpoints').exists()
