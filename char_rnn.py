@@ -658,9 +658,23 @@ def train(args, cfg, cluster=None):
     folder = os.path.join(args.checkpoint_dir, args.model)
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
+    if not cluster or cluster.is_chief:   # the one that writes: its outputs, before any work
+        check_outputs(args)
     # One run per model folder: two would rotate each other's checkpoints away.
     with runs.folder_lock(folder, 'another --model or --checkpoint-dir', cluster):
         return train_in(folder, args, cfg, cluster)
+
+
+def check_outputs(args):
+    """runs.check_output_dir of every folder training writes to."""
+    runs.check_output_dir(args.checkpoint_dir, '--checkpoint-dir')
+    for folder in (os.path.join(args.checkpoint_dir, args.model),
+                   os.path.join(args.checkpoint_dir, args.model, 'best')):
+        runs.check_output_dir(folder, '--checkpoint-dir')
+    events = os.path.join(args.logdir, 'char_rnn', args.model)
+    runs.check_output_dir(args.logdir, '--logdir')
+    for folder in (events, os.path.join(events, 'train'), os.path.join(events, 'val')):
+        runs.check_output_dir(folder, '--logdir')
 
 
 def train_in(folder, args, cfg, cluster=None):

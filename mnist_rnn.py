@@ -689,6 +689,21 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 # Main
 # ---------------------------------------------------------------------------
 
+def check_outputs(args, todo):
+    """runs.check_output_dir of every folder the runs of todo [(seed, cell)] write to."""
+    runs.check_output_dir(args.checkpoint_dir, '--checkpoint-dir')
+    runs.check_output_dir(args.logdir, '--logdir')
+    for seed, cell in todo:
+        ckpt_dir, train_dir, test_dir = cell_runs.run_dirs(
+            cell, argparse.Namespace(**dict(vars(args), seed=seed)))
+        runs.check_output_dir(ckpt_dir, '--checkpoint-dir')
+        runs.check_output_dir(train_dir, '--logdir')
+        runs.check_output_dir(test_dir, '--logdir')
+    if len(args.cell) > 1 or args.seeds is not None:
+        runs.check_output_dir(args.results_dir or args.logdir,
+                              '--results-dir' if args.results_dir else '--logdir')
+
+
 def main(argv=None):
     started = (time.time(), stats.load_average())
     args = parse_args(argv)
@@ -697,9 +712,11 @@ def main(argv=None):
                                              ('more than one --cell', len(args.cell) > 1)])
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
-    data = mnist_data.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     seeds = [args.seed] if args.seeds is None else args.seeds
     todo = [(seed, cell) for seed in seeds for cell in args.cell]   # whole seeds first
+    if cluster is None or cluster.is_chief:   # the one that writes: its outputs, before any work
+        check_outputs(args, todo)
+    data = mnist_data.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     figures = []
     # From here Ctrl-C and SIGTERM only set `stop`: training stops between two steps, saves
     # and exits 0; one during a save waits for it (runs.stop_on_signals).

@@ -1234,3 +1234,31 @@ def test_sampling_at_the_temperature_bound_works_and_below_it_is_refused(samplin
     assert out.startswith('make') and 'Traceback' not in err
     with pytest.raises(SystemExit):
         char_rnn.parse_args(['--temperature', repr(low / 2)])
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 2: output places that cannot be written fail before any training.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,file,value,message', [
+    ('--checkpoint-dir', 'afile', 'afile', 'is a file, not a folder'),
+    ('--checkpoint-dir', 'ck/trump_tweets', 'ck', None),
+    ('--checkpoint-dir', 'ck/trump_tweets/best', 'ck', None),
+    ('--logdir', 'afile', 'afile/deeper/still', 'cannot make it, afile is a file, not a folder'),
+    ('--logdir', 'logs/char_rnn/trump_tweets/train', 'logs', None),
+])
+def test_an_output_place_that_cannot_be_written_is_one_line_before_training(
+        flag, file, value, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = write_corpus(tmp_path / 'corpus.txt')
+    os.makedirs(os.path.dirname(file) or '.', exist_ok=True)
+    open(file, 'w').close()
+    argv = tiny_args(tmp_path, data)
+    argv[argv.index(flag) + 1] = value
+    code, out, err = run(argv, capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert err.strip().splitlines() == ['{}: error: {} {}: {}'.format(
+        os.path.basename(sys.argv[0]), flag, value if message else file,
+        message or 'is a file, not a folder')]
+    assert out == ''   # nothing read, built or trained
+    assert glob.glob(str(tmp_path / '**' / 'config.json'), recursive=True) == []

@@ -1119,3 +1119,30 @@ def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, mes
     assert 'Traceback' not in err
     assert err.splitlines()[-1].endswith(': error: argument {}: {}'.format(flag, message))
     assert not (tmp_path / 'checkpoints').exists()
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 2: output places that cannot be written fail before any training.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,message', [
+    ('--results-dir', '--results-dir {file}: is a file, not a folder'),
+    ('--checkpoint-dir', '--checkpoint-dir {file}: is a file, not a folder'),
+    ('--logdir', '--logdir {file}/runs: cannot make it, {file} is a file, not a folder'),
+])
+def test_an_output_place_that_cannot_be_written_is_one_line_before_training(flag, message,
+                                                                           tmp_path):
+    write_mnist(tmp_path / 'data')
+    afile = tmp_path / 'afile'
+    afile.write_text('')
+    argv = small_args(tmp_path, '--config', 'tiny', '--cell', 'basic_rnn,gru')
+    value = str(afile) + ('/runs' if flag == '--logdir' else '')
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    status, out, err = run_main(argv)
+    assert status == 2
+    assert err.splitlines() == ['{}: error: {}'.format(os.path.basename(sys.argv[0]),
+                                                       message.format(file=afile))]
+    assert '[trn]' not in out and not (tmp_path / 'checkpoints').exists()

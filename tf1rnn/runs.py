@@ -95,6 +95,31 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
             sys.stdout = stdout
 
 
+def check_output_dir(path, flag):
+    """UserError (one line naming the flag, the path and why) unless path can take a run's
+    files: a writable folder, or one that mkdir -p can make (its nearest existing ancestor a
+    writable folder). Called before any training starts: a bad output place fails at once,
+    not after the work (or with NotADirectoryError from deep inside a save)."""
+    def what(where):
+        return 'a broken symbolic link' if not os.path.exists(where) else 'a file'
+    where = os.path.normpath(path)
+    if os.path.lexists(where):
+        if not os.path.isdir(where):
+            raise UserError('{} {}: is {}, not a folder'.format(flag, path, what(where)))
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise UserError('{} {}: the folder is not writable'.format(flag, path))
+        return
+    parent = where
+    while not os.path.lexists(parent or '.'):
+        parent = os.path.dirname(parent)
+    parent = parent or '.'
+    if not os.path.isdir(parent):
+        raise UserError('{} {}: cannot make it, {} is {}, not a folder'.format(
+            flag, path, parent, what(parent)))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError('{} {}: cannot make it, {} is not writable'.format(flag, path, parent))
+
+
 def session_config(threads=0):
     """ConfigProto with GPU memory growth (as the notebook) and thread counts (0 = TF decides)."""
     config = tf.ConfigProto(intra_op_parallelism_threads=threads,
