@@ -643,15 +643,15 @@ class Trainer(object):
         if improved:
             self.best = val_loss
             self.sess.run(self.set_best, {self.new_best: val_loss})
-            self.best_saver.save(runs.raw_session(self.sess, self.cluster), self.best_name,
-                                 global_step=self.step)
+            runs.save(self.best_saver, runs.raw_session(self.sess, self.cluster),
+                      self.best_name, self.step)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
 
     def save_latest(self):
-        return self.saver.save(runs.raw_session(self.sess, self.cluster), self.checkpoint_name,
-                               global_step=self.step)
+        return runs.save(self.saver, runs.raw_session(self.sess, self.cluster),
+                         self.checkpoint_name, self.step)
 
 
 def train(args, cfg, cluster=None):

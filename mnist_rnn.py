@@ -648,9 +648,9 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
             history['wall_seconds'] += now - wall_start[0]
             wall_start[0] = now
             if status != 'nan':   # a NaN leaves the last good checkpoint in place
-                path = saver.save(runs.raw_session(sess, cluster),
-                                  os.path.join(ckpt_dir, 'model.ckpt'),
-                                  global_step=history['step'], write_meta_graph=False)
+                path = runs.save(saver, runs.raw_session(sess, cluster),
+                                 os.path.join(ckpt_dir, 'model.ckpt'), history['step'],
+                                 write_meta_graph=False)
                 history['checkpoint'] = os.path.basename(path)
             runs.write_json(os.path.join(ckpt_dir, cell_runs.HISTORY), history)
 

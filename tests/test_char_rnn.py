@@ -1262,3 +1262,51 @@ def test_an_output_place_that_cannot_be_written_is_one_line_before_training(
         message or 'is a file, not a folder')]
     assert out == ''   # nothing read, built or trained
     assert glob.glob(str(tmp_path / '**' / 'config.json'), recursive=True) == []
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 3: a full disk during a save.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('error', ['ResourceExhaustedError', 'OSError'])
+def test_a_failed_save_stops_and_leaves_the_previous_checkpoint(error, tmp_path, capsys,
+                                                                 monkeypatch):
+    from test_runs import fail_saves, leftovers
+    data = write_corpus(tmp_path / 'corpus.txt')
+    fail_saves(monkeypatch, tf, lambda step: step == 6,
+               tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
+               if error == 'ResourceExhaustedError' else
+               OSError(28, 'No space left on device'))
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 2 and 'Traceback' not in err
+    line = err.strip().splitlines()[-1]
+    assert re.match(r'^.*: error: cannot save checkpoint {0}(/best)?/char-rnn-6 \(.*No space left '
+                    r'on device\): stopped; the latest checkpoint is still '
+                    r'{0}(/best)?/char-rnn-3$'.format(re.escape(str(folder))), line), line
+    assert 'Iter 6.' not in out   # training did not go on
+    assert leftovers(tmp_path / 'ckpt') == []
+    assert glob.glob(str(folder / '**' / 'char-rnn-6*'), recursive=True) == []
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / 'char-rnn-3')
+    monkeypatch.undo()
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 0, err
+    assert 'resumed from {} at step 3'.format(folder / 'char-rnn-3') in out
+
+
+def test_a_save_into_a_removed_folder_stops_with_one_line(tmp_path, capsys, monkeypatch):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    original = tf.train.Saver.save
+
+    def save(self, sess, save_path, global_step=None, **kwargs):
+        if global_step == 6 and folder.exists():
+            shutil.rmtree(str(folder))   # the real save then fails on the missing folder
+        return original(self, sess, save_path, global_step=global_step, **kwargs)
+    monkeypatch.setattr(tf.train.Saver, 'save', save)
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert re.match(r'^.*: error: cannot save checkpoint {}(/best)?/char-rnn-6 \(.*\): stopped; '
+                    r'no checkpoint saved$'.format(re.escape(str(folder))),
+                    err.strip().splitlines()[-1]), err
+    assert 'Iter 6.' not in out

@@ -1146,3 +1146,31 @@ def test_an_output_place_that_cannot_be_written_is_one_line_before_training(flag
     assert err.splitlines() == ['{}: error: {}'.format(os.path.basename(sys.argv[0]),
                                                        message.format(file=afile))]
     assert '[trn]' not in out and not (tmp_path / 'checkpoints').exists()
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 3: a full disk during a save.
+# ---------------------------------------------------------------------------
+
+def test_a_failed_save_stops_and_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    from test_runs import fail_saves, leftovers
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--config', 'tiny', '--cell', 'gru', '--epochs', '3')
+    saves = []
+    fail_saves(monkeypatch, tf, lambda step: saves.append(step) or len(saves) == 2,
+               tf.errors.ResourceExhaustedError(None, None, 'No space left on device'))
+    status, out, err = run_main(argv)
+    folder = tmp_path / 'checkpoints' / 'mnist_gru'
+    assert status == 2 and 'Traceback' not in err
+    assert err.splitlines()[-1] == (
+        '{}: error: cannot save checkpoint {}-{} (No space left on device): stopped; the latest '
+        'checkpoint is still {}-{}'.format(os.path.basename(sys.argv[0]), folder / 'model.ckpt',
+                                           saves[1], folder / 'model.ckpt', saves[0]))
+    assert '[trn] ep 3' not in out
+    assert leftovers(tmp_path / 'checkpoints') == []
+    assert history_of(tmp_path, 'gru')['checkpoint'] == 'model.ckpt-{}'.format(saves[0])
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / 'model.ckpt-{}'.format(saves[0]))
+    monkeypatch.undo()
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'resuming at ep 2' in out

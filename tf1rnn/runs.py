@@ -5,6 +5,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 import signal
 import sys
 
@@ -208,6 +209,52 @@ def restore_latest(sess, saver, folder, prefix, path=None):
             path = newer
 
 
+def save(saver, sess, path_prefix, global_step, **kwargs):
+    """saver.save(sess, path_prefix, global_step): every checkpoint of both scripts is saved
+    here. A save that fails (a full disk: ResourceExhaustedError or OSError; the folder
+    removed) is a UserError, training stops there, and the folder is as before the save: the
+    files it began (its checkpoint's, TensorFlow's temporary ones) removed, the state file
+    'checkpoint' back as it was, so it still names the previous, intact checkpoint."""
+    folder = os.path.dirname(path_prefix) or '.'
+    state_file = os.path.join(folder, 'checkpoint')
+    before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    state = None
+    if os.path.isfile(state_file):
+        with open(state_file, 'rb') as f:
+            state = f.read()
+    try:
+        return saver.save(sess, path_prefix, global_step=global_step, **kwargs)
+    except (tf.errors.OpError, OSError, ValueError) as e:
+        error = e
+    ours = (os.path.basename(path_prefix), 'checkpoint')
+    left = []
+    for name in (set(os.listdir(folder)) - before) if os.path.isdir(folder) else ():
+        if name.startswith(ours):
+            path = os.path.join(folder, name)
+            try:
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+            except OSError:
+                left.append(name)
+    previous = None
+    if state is not None and os.path.isdir(folder):   # (a removed folder: nothing to restore)
+        try:
+            with open(state_file, 'rb') as f:
+                changed = f.read() != state
+            if changed:
+                with open(state_file, 'wb') as f:   # what it held fits where it was
+                    f.write(state)
+        except OSError:
+            left.append('checkpoint')
+        previous = tf.train.latest_checkpoint(folder)
+    raise UserError('cannot save checkpoint {}-{} ({}): stopped; {}{}'.format(
+        path_prefix, global_step, first_line(error),
+        'the latest checkpoint is still {}'.format(previous) if previous else
+        'no checkpoint saved', '; left behind: ' + ', '.join(sorted(left)) if left else ''))
+
+
 def rotating_saver(path_prefix, max_to_keep):
     """A Saver whose rotation (max_to_keep) counts the checkpoints earlier runs left at
     path_prefix too (a Saver rotates only the files it knows); relative paths in the state
@@ -256,9 +303,12 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
     finally:
         os.close(fd)   # releases the lock
         for path in created:   # nothing written (bad input): leave nothing behind
-            if os.listdir(path):
+            try:
+                if os.listdir(path):
+                    break
+                os.rmdir(path)
+            except OSError:   # removed meanwhile (or no longer ours to remove)
                 break
-            os.rmdir(path)
 
 
 def _lock_holder(stat):
@@ -278,10 +328,18 @@ def _lock_holder(stat):
 def write_json(path, value):
     """json.dump to path atomically (a temporary file renamed over it)."""
     safe_mkdir(os.path.dirname(path))
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(value, f, ensure_ascii=False, indent=1)
-        f.write('\n')
-    os.replace(path + '.tmp', path)
+    try:
+        with open(path + '.tmp', 'w', encoding='utf-8') as f:
+            json.dump(value, f, ensure_ascii=False, indent=1)
+            f.write('\n')
+        os.replace(path + '.tmp', path)
+    except OSError as e:   # a full disk: the old file stays, no .tmp is left
+        try:
+            os.remove(path + '.tmp')
+        except OSError:
+            pass
+        raise UserError('cannot write {} ({}): stopped; the file is as it was'.format(
+            path, e.strerror or e))
 
 
 def describe_changes(old, new):
