@@ -678,7 +678,7 @@ def check_outputs(args):
 
 
 def train_in(folder, args, cfg, cluster=None):
-    stored, _ = model_dir.read(folder)
+    stored, _ = model_dir.read(folder, set_aside=not cluster or cluster.is_chief)
     text, new = model_dir.read_corpus(args.data, stored['vocab'] if stored else None
                                       if args.vocab == 'auto' else TRUMP_VOCAB, folder,
                                       (DATA_URL, DATA_SHA256) if os.path.normpath(args.data)

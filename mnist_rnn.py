@@ -610,8 +610,13 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
     def start(sess):   # the chief, after initialising the variables (a cluster: each time)
         if resumed and not finished:
+            path = os.path.join(ckpt_dir, history['checkpoint'])
+            problem = runs.checkpoint_problem(path)
+            if problem:   # (an older one would not match history.json's position)
+                raise UserError('cannot restore {} from {}: checkpoint {} {}; --force starts it '
+                                'over'.format(cell, ckpt_dir, history['checkpoint'], problem))
             try:
-                saver.restore(sess, os.path.join(ckpt_dir, history['checkpoint']))
+                saver.restore(sess, path)
             except (tf.errors.OpError, ValueError, TypeError) as e:
                 raise UserError('cannot restore {} from {} ({}); --force starts it over'.format(
                     cell, ckpt_dir, str(e).strip().splitlines()[0]))

@@ -992,8 +992,7 @@ def test_bad_input_in_a_subprocess_is_one_line_without_traceback(tmp_path):
                                                    'exist'.format(tmp_path / 'nope.txt')
 
 
-@pytest.mark.parametrize('kind', ['hidden-sizes', 'vocab-flag', 'vocab-edited', 'corrupt-data',
-                                  'corrupt-state'])
+@pytest.mark.parametrize('kind', ['hidden-sizes', 'vocab-flag', 'vocab-edited', 'corrupt-state'])
 def test_incompatible_or_corrupt_checkpoint(kind, trained, tmp_path, capsys):
     data = copy_trained(trained, tmp_path)
     model_dir = tmp_path / 'ckpt' / 'trump_tweets'
@@ -1007,11 +1006,7 @@ def test_incompatible_or_corrupt_checkpoint(kind, trained, tmp_path, capsys):
         config['vocab'] = config['vocab'][:-1]
         (model_dir / 'config.json').write_text(json.dumps(config), encoding='utf-8')
         message = 'char-rnn-6 is of a different model shape or vocabulary: '
-    elif kind == 'corrupt-data':
-        path = model_dir / 'char-rnn-6.data-00000-of-00001'
-        path.write_bytes(bytes(reversed(path.read_bytes())))
-        message = 'char-rnn-6 is corrupt or unreadable'
-    else:
+    else:   # (a corrupt latest checkpoint falls back: test_a_corrupt_latest_checkpoint_...)
         (model_dir / 'checkpoint').write_bytes(b'\xff\x00garbage')
         message = 'state file {} is unreadable'.format(model_dir / 'checkpoint')
     before = files_state(tmp_path)
@@ -1310,3 +1305,69 @@ def test_a_save_into_a_removed_folder_stops_with_one_line(tmp_path, capsys, monk
                     r'no checkpoint saved$'.format(re.escape(str(folder))),
                     err.strip().splitlines()[-1]), err
     assert 'Iter 6.' not in out
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 4: a corrupt latest checkpoint falls back to the newest intact one.
+# ---------------------------------------------------------------------------
+
+def damage(prefix, kind):
+    """Damages the checkpoint at prefix: its data file deleted, bytes overwritten, or its index."""
+    data = prefix + '.data-00000-of-00001'
+    if kind == 'data-deleted':
+        os.remove(data)
+    elif kind == 'data-corrupt':
+        with open(data, 'r+b') as f:
+            f.seek(64)
+            f.write(b'\xff' * 32)
+    elif kind == 'data-truncated':
+        with open(data, 'r+b') as f:
+            f.truncate(os.path.getsize(data) // 2)
+    else:
+        with open(prefix + '.index', 'wb') as f:
+            f.write(b'not an index')
+
+
+REASONS = {'data-deleted': 'its data file char-rnn-6.data-00000-of-00001 is missing',
+           'data-corrupt': 'unreadable (', 'data-truncated': 'unreadable (',
+           'index-garbage': 'unreadable ('}
+
+
+@pytest.mark.parametrize('kind', sorted(REASONS))
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(kind, trained, tmp_path,
+                                                                  capsys):
+    data = copy_trained(trained, tmp_path)
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    damage(str(folder / 'char-rnn-6'), kind)
+    warning = 'warning: skipping checkpoint {}: {}'.format(folder / 'char-rnn-6', REASONS[kind])
+    runs._reported.clear()
+    code, out, err = run(tiny_args(tmp_path, data, '--sample', '--prime', 'make'), capsys)
+    assert code == 0, err
+    assert out.startswith('make') and 'Traceback' not in err
+    lines = [line for line in err.splitlines() if line.startswith('warning: skipping')]
+    assert len(lines) == 1 and lines[0].startswith(warning), err
+    assert lines[0].endswith('its files are kept for inspection')
+    runs._reported.clear()
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith('warning: skipping')]
+    assert len(lines) == 1 and lines[0].startswith(warning), err
+    assert lines[0].endswith('kept for inspection as char-rnn-6.*.skipped')
+    assert 'resumed from {} at step 3'.format(folder / 'char-rnn-3') in out
+    assert glob.glob(str(folder / 'char-rnn-6.*.skipped'))   # kept
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / 'char-rnn-9')
+
+
+def test_no_intact_checkpoint_is_refused_in_one_line(trained, tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    damage(str(folder / 'char-rnn-6'), 'data-deleted')
+    damage(str(folder / 'char-rnn-3'), 'data-corrupt')
+    runs._reported.clear()
+    for argv in (['--sample'], []):
+        code, out, err = run(tiny_args(tmp_path, data, *argv), capsys)
+        assert code == 2 and 'Traceback' not in err
+        assert err.strip().splitlines()[-1].endswith(
+            'error: no intact checkpoint in {}: char-rnn-6, char-rnn-3 (see the warnings above); '
+            'move them away to start over'.format(folder))
+    assert glob.glob(str(folder / 'char-rnn-6.*'))   # nothing deleted

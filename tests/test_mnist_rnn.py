@@ -1174,3 +1174,19 @@ def test_a_failed_save_stops_and_leaves_the_previous_checkpoint(tmp_path, monkey
     status, out, err = run_main(argv)
     assert status == 0, err
     assert 'resuming at ep 2' in out
+
+
+def test_a_checkpoint_whose_data_file_is_gone_is_one_line_naming_it(tmp_path):
+    # history.json's position is its checkpoint's: no fall back to an older one here
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--config', 'tiny', '--cell', 'gru')
+    assert run_main(argv + ['--epochs', '1'])[0] == 0
+    name = history_of(tmp_path, 'gru')['checkpoint']
+    folder = tmp_path / 'checkpoints' / 'mnist_gru'
+    os.remove(str(folder / (name + '.data-00000-of-00001')))
+    status, out, err = run_main(argv + ['--epochs', '2'])
+    assert status == 2 and 'Traceback' not in err
+    assert err.splitlines()[-1] == (
+        '{}: error: cannot restore gru from {}: checkpoint {} its data file {}.data-00000-of-00001 '
+        'is missing; --force starts it over'.format(os.path.basename(sys.argv[0]), folder, name,
+                                                    name))

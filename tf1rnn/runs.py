@@ -153,23 +153,78 @@ def raw_session(sess, cluster=None):
     return cluster.raw() if cluster else sess
 
 
-def latest_checkpoint(folder, prefix):
-    """The latest checkpoint's path prefix in folder, None if there is none.
+def latest_checkpoint(folder, prefix, set_aside=False):
+    """The newest intact checkpoint's path prefix in folder, None if there is none.
 
-    TensorFlow ignores a bad state file ('checkpoint'), so training would start over and
-    overwrite: where checkpoint files named prefix-* exist, that is a UserError instead.
+    The state file ('checkpoint') lists the checkpoints, newest last. One that is not intact
+    (checkpoint_problem: a file missing, truncated or corrupt) is skipped, with one line on
+    stderr saying which and why; its files are kept for inspection, renamed to *.skipped when
+    set_aside (a training run, which would save over them). UserError when none is
+    intact, or when checkpoint files named prefix-* exist but the state file is unreadable
+    (TensorFlow would ignore it, and training start over and overwrite).
     """
     state_file = os.path.join(folder, 'checkpoint')
     try:
-        path = tf.train.latest_checkpoint(folder)
+        state = tf.train.get_checkpoint_state(folder)
     except (tf.errors.OpError, ValueError) as e:
-        path, reason = None, first_line(e)
+        state, reason = None, first_line(e)
     else:
-        reason = 'corrupt, or naming missing files'
-    if path is None and glob.glob(os.path.join(folder, prefix + '-*.index')):
-        raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
-            folder, state_file, reason))
-    return path
+        reason = 'corrupt, or naming no checkpoint'
+    paths = []
+    if state:
+        for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
+            if path and path not in paths[-1:]:
+                paths = [p for p in paths if p != path] + [path]
+    if not paths:
+        if glob.glob(os.path.join(folder, prefix + '-*.index')):
+            raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
+                folder, state_file, reason))
+        return None
+    skipped = []
+    for path in reversed(paths):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        skipped.append(path)
+        kept = ''
+        if set_aside:
+            for name in glob.glob(glob.escape(path) + '.*'):
+                if not name.endswith('.skipped'):
+                    os.replace(name, name + '.skipped')
+            kept = ' as {}.*.skipped'.format(os.path.basename(path))
+        if path not in _reported:   # once per process (a resume reads the folder again)
+            _reported.add(path)
+            print('warning: skipping checkpoint {}: {}; its files are kept for inspection{}'.format(
+                path, problem, kept), file=sys.stderr)
+    raise UserError('no intact checkpoint in {}: {} (see the warnings above); move them away '
+                    'to start over'.format(folder, ', '.join(os.path.basename(p) for p in skipped)))
+
+
+_reported = set()
+
+
+def checkpoint_problem(path):
+    """Why the checkpoint at path prefix cannot be restored (a file missing, truncated or
+    corrupt: every tensor is read, its checksum checked), or None when it is intact."""
+    if not os.path.isfile(path + '.index'):
+        return 'its index file {}.index is missing'.format(os.path.basename(path))
+    shards = glob.glob(glob.escape(path) + '.data-*-of-*')
+    if not shards:
+        return 'its data file {}.data-00000-of-00001 is missing'.format(os.path.basename(path))
+    total = int(shards[0].rsplit('-of-', 1)[1])
+    for shard in range(total):
+        name = '{}.data-{:05d}-of-{:05d}'.format(path, shard, total)
+        if not os.path.isfile(name):
+            return 'its data file {} is missing'.format(os.path.basename(name))
+    try:
+        reader = tf.train.NewCheckpointReader(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:   # OpError; TF 2's reader raises IndexError on a truncated file
+        if isinstance(e, MemoryError):
+            raise
+        return 'unreadable ({})'.format(first_line(e))
+    return None
 
 
 def restore(sess, saver, path):
