@@ -35,7 +35,10 @@ second: BENCHMARKS.md (docs/results.md lists every figure).
 """
 from __future__ import print_function
 
-import argparse
+from tf1rnn import cli   # (light) first: Ctrl-C during the heavy imports below exits quietly
+cli.quiet_interrupts()
+
+import argparse  # noqa: E402
 import math
 import os
 import sys
@@ -522,6 +525,13 @@ class Trainer(object):
 
     def train(self, sess):
         """Trains until cfg.steps (0: Ctrl-C or SIGTERM, which save first). Returns 0."""
+        # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
+        # two steps and saves; a signal during a save waits for the save to finish. So does
+        # an output pipe closed from here on (`| head`), its first line included.
+        with runs.stop_on_signals() as self.stop:
+            return self.train_until_stopped(sess)
+
+    def train_until_stopped(self, sess):
         model, cfg = self.model, self.cfg
         self.sess = sess
         self.step, self.best = sess.run([model.gstep, model.best_val_loss])
@@ -537,25 +547,22 @@ class Trainer(object):
                                          self.step)
         self.val_writer = runs.event_writer(os.path.join(events, 'val'), None, self.chief,
                                              self.step)
-        # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
-        # two steps and saves; a signal during a save waits for the save to finish.
-        with runs.stop_on_signals() as self.stop:
-            try:
-                self.loop()
-                if self.cluster:
-                    print('stopped at global step {} ({}): {} steps of its own'.format(
-                        self.step, self.stop.name if self.stop else 'done', self.own_steps))
-                if self.chief and self.stop:
-                    print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
-                elif self.chief:
-                    best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
-                        'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
-                            os.path.dirname(self.best_name)))
-                    print('done at step {}: latest checkpoint {}{}'.format(
-                        self.step, tf.train.latest_checkpoint(self.folder), best))
-            finally:
-                self.writer.close()
-                self.val_writer.close()
+        try:
+            self.loop()
+            if self.cluster:
+                print('stopped at global step {} ({}): {} steps of its own'.format(
+                    self.step, self.stop.name if self.stop else 'done', self.own_steps))
+            if self.chief and self.stop:
+                print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
+            elif self.chief:
+                best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
+                    'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
+                        os.path.dirname(self.best_name)))
+                print('done at step {}: latest checkpoint {}{}'.format(
+                    self.step, tf.train.latest_checkpoint(self.folder), best))
+        finally:
+            self.writer.close()
+            self.val_writer.close()
         return 0
 
     def loop(self):

@@ -53,7 +53,10 @@ notebook's printed [tst] figure, mean over seeds; the notebook's own in the seco
 """
 from __future__ import print_function
 
-import argparse
+from tf1rnn import cli   # (light) first: Ctrl-C during the heavy imports below exits quietly
+cli.quiet_interrupts()
+
+import argparse  # noqa: E402
 import itertools
 import os
 import sys

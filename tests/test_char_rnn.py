@@ -1371,3 +1371,48 @@ def test_no_intact_checkpoint_is_refused_in_one_line(trained, tmp_path, capsys):
             'error: no intact checkpoint in {}: char-rnn-6, char-rnn-3 (see the warnings above); '
             'move them away to start over'.format(folder))
     assert glob.glob(str(folder / 'char-rnn-6.*'))   # nothing deleted
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 5: pipes and signals at the edges.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('lines', [0, 3, 9, 40])
+def test_a_closed_output_pipe_ends_quietly_wherever_it_closes(lines, tmp_path, capsys,
+                                                              monkeypatch):
+    """`python char_rnn.py | head -N`: the pipe closes before the data is read (0), before
+    the loop (3, 9) or in it (40): exit 141 (nothing trained, nothing left) or 0 (saved)."""
+    from test_runs import ClosingPipe
+    data = write_corpus(tmp_path / 'corpus.txt')
+    pipe = ClosingPipe(lines)
+    monkeypatch.setattr(sys, 'stdout', pipe)
+    code = cli.run_main(char_rnn.main, tiny_args(tmp_path, data, '--steps', '0'))
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err and 'Error' not in err, err
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    if code == cli.PIPE_EXIT:
+        assert not folder.exists() or tf.train.latest_checkpoint(str(folder)), os.listdir(str(folder))
+    else:
+        assert code == 0 and tf.train.latest_checkpoint(str(folder))   # stopped and saved
+    assert len(pipe.written) == lines
+
+
+def test_a_closed_pipe_in_a_subprocess_is_no_traceback(tmp_path):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    proc = subprocess.Popen([sys.executable, '-u', SCRIPT] + tiny_args(tmp_path, data), cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # `| head -0`: the reader is gone before the first line
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == cli.PIPE_EXIT and 'Traceback' not in err, err
+    assert not (tmp_path / 'ckpt' / 'trump_tweets').exists()
+
+
+def test_ctrl_c_during_the_imports_exits_quietly(tmp_path):
+    proc = subprocess.Popen([sys.executable, SCRIPT, '--help'], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    import time
+    time.sleep(0.6)   # past the first line, inside `import tensorflow`
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b'Traceback' not in err and b'KeyboardInterrupt' not in err and out == b''

@@ -472,3 +472,47 @@ def test_cluster_flags_out_of_range_are_one_line(flags, message, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1] == 'cluster.py: error: ' + message
     assert not (tmp_path / 'cluster-logs').exists()
+
+
+def task_pids(marker):
+    """{pid: job} of the processes whose command line holds marker (Linux /proc)."""
+    pids = {}
+    for pid in os.listdir('/proc'):
+        try:
+            with open('/proc/{}/cmdline'.format(pid), 'rb') as f:
+                argv = f.read().decode('utf-8', 'replace').split('\0')
+        except OSError:
+            continue
+        if marker in argv and '--job-name' in argv:
+            pids[int(pid)] = argv[argv.index('--job-name') + 1]
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux')
+def test_the_tasks_end_with_their_launcher_killed_by_sigkill(tmp_path, tasks):
+    write_corpus(tmp_path / 'corpus.txt')
+    marker = str(tmp_path / 'ckpt')
+    launcher = subprocess.Popen(
+        [sys.executable, LAUNCHER, '--workers', '1', '--', sys.executable, SCRIPT] +
+        char_args(tmp_path, tmp_path / 'corpus.txt', steps=0), cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tasks.append(launcher)
+    logs = {job: tmp_path / 'cluster-logs' / '{}-0.log'.format(job) for job in ('ps', 'worker')}
+
+    def logged(job, text):
+        return logs[job].exists() and text in logs[job].read_text(encoding='utf-8')
+    deadline = time.time() + WAIT
+    while not (logged('ps', 'serving on') and logged('worker', 'Iter 1.')) \
+            and time.time() < deadline:   # serving, and training
+        time.sleep(0.2)
+    started = task_pids(marker)
+    assert sorted(started.values()) == ['ps', 'worker']
+    launcher.kill()
+    launcher.wait()
+    deadline = time.time() + 20
+    while task_pids(marker) and time.time() < deadline:
+        time.sleep(0.2)
+    left = task_pids(marker)
+    for pid in left:   # (the test leaves nothing running either way)
+        os.kill(pid, signal.SIGKILL)
+    assert left == {}

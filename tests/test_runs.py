@@ -55,3 +55,57 @@ def leftovers(folder):
     """Temporary files and folders of a save anywhere under folder."""
     return [os.path.join(root, name) for root, dirs, names in os.walk(str(folder))
             for name in dirs + names if '.tmp' in name or '_temp' in name or 'tempstate' in name]
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 5: signals and pipes at the edges.
+# ---------------------------------------------------------------------------
+
+import signal
+
+
+def test_stop_on_signals_leaves_an_inherited_ignored_sigint_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)   # as nohup or `cmd &` leave it
+    try:
+        with runs.stop_on_signals() as stop:
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)   # ignored: no stop
+            assert not stop
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        cli.quiet_interrupts()   # the scripts' first line leaves it ignored too
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class ClosingPipe(object):
+    """A stdout whose reader goes away after `lines` writes."""
+
+    def __init__(self, lines):
+        self.lines, self.written = lines, []
+
+    def write(self, text):
+        if len(self.written) >= self.lines:
+            raise BrokenPipeError(32, 'Broken pipe')
+        self.written.append(text)
+        return len(text)
+
+    def flush(self):
+        if len(self.written) >= self.lines:
+            raise BrokenPipeError(32, 'Broken pipe')
+
+
+def test_run_main_ends_quietly_when_stdout_closes_outside_a_training_loop(capsys):
+    def main(argv):
+        print('first')
+        print('second')
+        raise AssertionError('not reached')
+    pipe = ClosingPipe(1)
+    import sys
+    stdout, sys.stdout = sys.stdout, pipe
+    try:
+        assert cli.run_main(main) == cli.PIPE_EXIT == 141
+    finally:
+        sys.stdout = stdout
+    assert pipe.written == ['first']

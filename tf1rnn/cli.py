@@ -3,6 +3,7 @@ what the math cannot take."""
 import argparse
 import math
 import os
+import signal
 import sys
 
 
@@ -11,17 +12,88 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, no traceback."""
 
 
+class PipeClosed(Exception):
+    """stdout's reader has gone (`python char_rnn.py | head`): the run ends quietly."""
+
+
+PIPE_EXIT = 128 + signal.SIGPIPE   # the status of a process SIGPIPE ended
+
+
+class PipeGuard(object):
+    """sys.stdout during run_main: once its reader is gone it drops what is written (the
+    descriptor then writes to /dev/null, so nothing fails at exit either) and calls
+    on_break: by default raising PipeClosed; runs.stop_on_signals, around a training loop,
+    makes it request a stop (save, then exit) instead."""
+
+    def __init__(self, stream):
+        self.stream, self.broken = stream, False
+        self.on_break = self._raise
+
+    @staticmethod
+    def _raise():
+        raise PipeClosed()
+
+    def _guard(self, method, *args):
+        if self.broken:
+            return None
+        try:
+            return method(*args)
+        except BrokenPipeError:
+            self.broken = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):   # no descriptor (a StringIO)
+                pass
+            self.on_break()
+        return None
+
+    def write(self, text):
+        self._guard(self.stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._guard(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _quiet_interrupt(signum, frame):
+    os._exit(130)   # during the imports: nothing written yet, nothing to say
+
+
+def quiet_interrupts():
+    """Called first thing by the scripts, before their heavy imports: Ctrl-C then exits
+    quietly with status 130 instead of printing an import's KeyboardInterrupt traceback.
+    run_main gives Ctrl-C back to Python. A SIGINT inherited as ignored (nohup, `cmd &`)
+    stays ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _quiet_interrupt)
+
+
 def run_main(main, argv=None):
-    """Calls main(argv); a UserError becomes one line on stderr and exit code 2."""
+    """Calls main(argv); a UserError becomes one line on stderr and exit code 2, Ctrl-C
+    outside a training loop one line and 130, a closed output pipe a quiet 141."""
     prog = os.path.basename(sys.argv[0])
+    if signal.getsignal(signal.SIGINT) is _quiet_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    stdout = sys.stdout
+    guard = sys.stdout = PipeGuard(stdout)
     try:
         return main(argv)
+    except PipeClosed:
+        return PIPE_EXIT
     except UserError as e:
         print('{}: error: {}'.format(prog, e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('{}: interrupted'.format(prog), file=sys.stderr)
         return 130
+    finally:
+        if sys.stdout is guard:
+            sys.stdout = stdout
 
 
 

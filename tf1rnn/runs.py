@@ -10,7 +10,7 @@ import signal
 import sys
 
 from utils import tf
-from tf1rnn.cli import UserError, first_line
+from tf1rnn.cli import PipeGuard, UserError, first_line
 from tf1rnn.files import safe_mkdir
 
 
@@ -28,34 +28,6 @@ class StopRequest(object):
     def name(self):
         return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM', CHIEF_STOPPED: 'the chief stopped',
                 signal.SIGPIPE: 'a closed output pipe'}.get(self.signum, 'a signal')
-
-
-class _PipeGuard(object):
-    """sys.stdout that, once its reader is gone (`python char_rnn.py | head`), drops what
-    is written and requests a stop, instead of raising BrokenPipeError mid-training."""
-
-    def __init__(self, stream, stop):
-        self.stream, self.stop, self.broken = stream, stop, False
-
-    def _guard(self, method, *args):
-        if not self.broken:
-            try:
-                return method(*args)
-            except BrokenPipeError:
-                self.broken = True
-                if self.stop.signum is None:
-                    self.stop.signum = signal.SIGPIPE
-        return None
-
-    def write(self, text):
-        self._guard(self.stream.write, text)
-        return len(text)
-
-    def flush(self):
-        self._guard(self.stream.flush)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
 
 
 @contextlib.contextmanager
@@ -76,24 +48,30 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
         if stop.signum is None:
             stop.signum = signum
 
+    def pipe_closed():
+        request(signal.SIGPIPE, None)
+
     previous = {}
+    stdout = sys.stdout
+    guard = stdout if isinstance(stdout, PipeGuard) else PipeGuard(stdout)
+    on_break, guard.on_break = guard.on_break, pipe_closed
     try:
         for signum in signums:
             try:
+                if signal.getsignal(signum) == signal.SIG_IGN:   # nohup, `cmd &`: keep it so
+                    continue
                 previous[signum] = signal.signal(signum, request)
             except ValueError:   # not the main thread
                 break
-        stdout, sys.stdout = sys.stdout, _PipeGuard(sys.stdout, stop)
+        if guard.broken:
+            pipe_closed()
+        sys.stdout = guard
         yield stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if isinstance(sys.stdout, _PipeGuard):
-            if sys.stdout.broken:   # nothing more reaches the pipe, nor fails at exit
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, stdout.fileno())
-                os.close(devnull)
-            sys.stdout = stdout
+        guard.on_break = on_break
+        sys.stdout = stdout
 
 
 def check_output_dir(path, flag):
