@@ -1416,3 +1416,21 @@ def test_ctrl_c_during_the_imports_exits_quietly(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b'Traceback' not in err and b'KeyboardInterrupt' not in err and out == b''
+
+
+def test_a_file_system_without_locks_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+    import errno
+    import fcntl
+
+    def flock(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(tiny_args(tmp_path, data), capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert err.strip().splitlines()[-1].endswith(
+        'error: {} cannot be locked (No locks available): its file system does not support '
+        'locks (a network share?), and a second run there would overwrite this one\'s '
+        'checkpoints; use a folder on a local disk (another --model or --checkpoint-dir)'.format(
+            tmp_path / 'ckpt' / 'trump_tweets'))
+    assert not (tmp_path / 'ckpt').exists()

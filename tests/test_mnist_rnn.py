@@ -1190,3 +1190,15 @@ def test_a_checkpoint_whose_data_file_is_gone_is_one_line_naming_it(tmp_path):
         '{}: error: cannot restore gru from {}: checkpoint {} its data file {}.data-00000-of-00001 '
         'is missing; --force starts it over'.format(os.path.basename(sys.argv[0]), folder, name,
                                                     name))
+
+
+def test_a_closed_output_pipe_at_the_first_line_stops_and_saves(tmp_path, monkeypatch):
+    from test_runs import ClosingPipe
+    write_mnist(tmp_path / 'data')
+    pipe = ClosingPipe(0)
+    monkeypatch.setattr(sys, 'stdout', pipe)
+    status = cli.run_main(mnist_rnn.main, small_args(tmp_path, '--config', 'tiny'))
+    # its first line is printed in the training's signal context: stopped there, and saved
+    assert status == 0 and pipe.written == []
+    history = history_of(tmp_path, 'basic_rnn')
+    assert history['step'] == 0 and history['checkpoint'] == 'model.ckpt-0'

@@ -109,3 +109,28 @@ def test_run_main_ends_quietly_when_stdout_closes_outside_a_training_loop(capsys
     finally:
         sys.stdout = stdout
     assert pipe.written == ['first']
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 8: a file system without locks.
+# ---------------------------------------------------------------------------
+
+import errno
+
+
+@pytest.mark.parametrize('code', [errno.ENOLCK, errno.EOPNOTSUPP])
+def test_folder_lock_on_a_file_system_without_locks_is_one_line(code, tmp_path, monkeypatch):
+    import fcntl
+
+    def flock(fd, operation):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    folder = str(tmp_path / 'new' / 'model')
+    with pytest.raises(cli.UserError) as e:
+        with runs.folder_lock(folder, 'another --model'):
+            raise AssertionError('not reached')
+    assert str(e.value) == (
+        '{} cannot be locked ({}): its file system does not support locks (a network share?), '
+        'and a second run there would overwrite this one\'s checkpoints; use a folder on a '
+        'local disk (another --model)'.format(folder, os.strerror(code)))
+    assert not (tmp_path / 'new').exists()   # nothing left behind

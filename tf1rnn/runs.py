@@ -2,6 +2,7 @@
 steps, sessions, checkpoints (latest, restore, rotation), the folder lock, JSON state
 files and event files."""
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -307,7 +308,9 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
     A second run on the same folder is a UserError naming the process that holds it. The
     kernel drops the lock when its holder exits, however it exits (kill -9 included), so
     nothing is ever left to clean up. Readers (--sample) take no lock, nor do the workers of
-    a cluster but its chief, the one that writes.
+    a cluster but its chief, the one that writes. A file system without locks (ENOLCK,
+    EOPNOTSUPP) is a UserError. The lock holds between processes of one machine: two hosts
+    sharing a folder over NFS may each get it (flock is local there on many systems).
     """
     if cluster is not None and not cluster.is_chief:
         yield
@@ -332,6 +335,13 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
                             'train side by side in {}'.format(
                                 folder, 'process {}'.format(holder) if holder else
                                 'another process', elsewhere))
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            raise UserError('{} cannot be locked ({}): its file system does not support '
+                            'locks (a network share?), and a second run there would overwrite '
+                            'this one\'s checkpoints; use a folder on a local disk ({})'.format(
+                                folder, e.strerror or e, elsewhere))
         yield
     finally:
         os.close(fd)   # releases the lock
