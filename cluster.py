@@ -42,6 +42,8 @@ def parse_args(argv=None):
                    help='first port, the others following (default: free ports)')
     p.add_argument('--logs', default='cluster-logs', help='folder of the per-task logs')
     argv = sys.argv[1:] if argv is None else list(argv)
+    if '--' not in argv and {'-h', '--help'} & set(argv):
+        p.parse_args(['--help'])
     if '--' not in argv or not argv[argv.index('--') + 1:]:
         p.error('give the command to run after --, e.g. -- python char_rnn.py')
     args = p.parse_args(argv[:argv.index('--')])

@@ -516,3 +516,10 @@ def test_the_tasks_end_with_their_launcher_killed_by_sigkill(tmp_path, tasks):
     for pid in left:   # (the test leaves nothing running either way)
         os.kill(pid, signal.SIGKILL)
     assert left == {}
+
+
+def test_cluster_help_shows_the_ranges():
+    proc = subprocess.run([sys.executable, LAUNCHER, '--help'], stdout=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0
+    assert '(range: 1 or more)' in proc.stdout and '(range: [0, 65535])' in proc.stdout
