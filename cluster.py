@@ -89,19 +89,20 @@ def stop(procs, sig=signal.SIGTERM):
             proc.wait()
 
 
-def die_with_launcher(parent):
-    """preexec_fn of each task (Linux): SIGTERM when the launcher dies, however it dies (kill
-    -9 included), so no parameter server is left serving forever; a worker then saves and
-    stops as on any SIGTERM. Elsewhere nothing (stop() still ends the tasks on exit)."""
+def die_with_launcher(parent, signum):
+    """preexec_fn of each task (Linux): signum when the launcher dies, however it dies (kill
+    -9 included), so no task is left running forever: a worker gets SIGTERM (it saves and
+    stops), a parameter server SIGHUP (it serves a little longer, for that save, then ends:
+    distributed.Cluster.serve). Elsewhere nothing (stop() still ends the tasks on exit)."""
     def preexec():
         try:
             import ctypes
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
+            libc.prctl(1, int(signum), 0, 0, 0)   # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             return
         if os.getppid() != parent:   # the launcher died before prctl: no signal would come
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
     return preexec if sys.platform.startswith('linux') else None
 
 
@@ -129,7 +130,8 @@ def main(argv=None):
                 args.command + flags + ['--job-name', job, '--task-index', str(index)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                 encoding='utf-8', errors='replace', env=env, start_new_session=True,
-                preexec_fn=die_with_launcher(os.getpid()))
+                preexec_fn=die_with_launcher(os.getpid(), signal.SIGHUP if job == 'ps'
+                                             else signal.SIGTERM))
             tasks.append((job, proc))
             log = os.path.join(args.logs, '{}-{}.log'.format(job, index))
             threads.append(threading.Thread(target=echo, args=(proc, name, log), daemon=True))

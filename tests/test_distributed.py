@@ -492,8 +492,8 @@ def task_pids(marker):
 def test_the_tasks_end_with_their_launcher_killed_by_sigkill(tmp_path, tasks):
     write_corpus(tmp_path / 'corpus.txt')
     marker = str(tmp_path / 'ckpt')
-    launcher = subprocess.Popen(
-        [sys.executable, LAUNCHER, '--workers', '1', '--', sys.executable, SCRIPT] +
+    launcher = subprocess.Popen(   # --sync: the chief's last save needs the ps
+        [sys.executable, LAUNCHER, '--workers', '1', '--sync', '--', sys.executable, SCRIPT] +
         char_args(tmp_path, tmp_path / 'corpus.txt', steps=0), cwd=str(tmp_path),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tasks.append(launcher)
@@ -507,15 +507,28 @@ def test_the_tasks_end_with_their_launcher_killed_by_sigkill(tmp_path, tasks):
         time.sleep(0.2)
     started = task_pids(marker)
     assert sorted(started.values()) == ['ps', 'worker']
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    while not tf.train.latest_checkpoint(str(folder)) and time.time() < deadline:
+        time.sleep(0.2)
+    before = latest_step(folder)[1]
     launcher.kill()
     launcher.wait()
-    deadline = time.time() + 20
+    deadline = time.time() + distributed.LAUNCHER_GONE_GRACE + 30
+    ended = {}   # job: seconds after the kill
+    killed = time.time()
     while task_pids(marker) and time.time() < deadline:
+        for job in set(started.values()) - set(task_pids(marker).values()) - set(ended):
+            ended[job] = time.time() - killed
         time.sleep(0.2)
+    ended.update({job: time.time() - killed for job in set(started.values()) - set(ended)})
     left = task_pids(marker)
     for pid in left:   # (the test leaves nothing running either way)
         os.kill(pid, signal.SIGKILL)
     assert left == {}
+    assert ended['worker'] < ended['ps'], ended   # the ps outlived the chief's last save
+    # the chief saved (SIGTERM) through the ps, which outlived it: an intact, later checkpoint
+    path, after = latest_step(folder)
+    assert after >= before and runs.checkpoint_problem(path) is None, (before, after)
 
 
 def test_cluster_help_shows_the_ranges():

@@ -25,6 +25,8 @@ class PipeGuard(object):
     on_break: by default raising PipeClosed; runs.stop_on_signals, around a training loop,
     makes it request a stop (save, then exit) instead."""
 
+    active = None   # run_main's, which stop_on_signals finds under wrappers (a cluster's prefix)
+
     def __init__(self, stream):
         self.stream, self.broken = stream, False
         self.on_break = self._raise
@@ -79,8 +81,8 @@ def run_main(main, argv=None):
     prog = os.path.basename(sys.argv[0])
     if signal.getsignal(signal.SIGINT) is _quiet_interrupt:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    stdout = sys.stdout
-    guard = sys.stdout = PipeGuard(stdout)
+    stdout, active = sys.stdout, PipeGuard.active
+    guard = sys.stdout = PipeGuard.active = PipeGuard(stdout)
     try:
         return main(argv)
     except PipeClosed:
@@ -94,6 +96,7 @@ def run_main(main, argv=None):
     finally:
         if sys.stdout is guard:
             sys.stdout = stdout
+        PipeGuard.active = active
 
 
 

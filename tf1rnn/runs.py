@@ -28,7 +28,8 @@ class StopRequest(object):
     @property
     def name(self):
         return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM', CHIEF_STOPPED: 'the chief stopped',
-                signal.SIGPIPE: 'a closed output pipe'}.get(self.signum, 'a signal')
+                signal.SIGPIPE: 'a closed output pipe',
+                signal.SIGHUP: 'SIGHUP'}.get(self.signum, 'a signal')
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
 
     previous = {}
     stdout = sys.stdout
-    guard = stdout if isinstance(stdout, PipeGuard) else PipeGuard(stdout)
+    guard = PipeGuard.active or PipeGuard(stdout)   # (run_main's, maybe under a prefix)
     on_break, guard.on_break = guard.on_break, pipe_closed
     try:
         for signum in signums:
@@ -66,7 +67,8 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
                 break
         if guard.broken:
             pipe_closed()
-        sys.stdout = guard
+        if guard is not PipeGuard.active:
+            sys.stdout = guard
         yield stop
     finally:
         for signum, handler in previous.items():
