@@ -37,7 +37,10 @@ every figure).
 """
 from __future__ import print_function
 
-import argparse
+from tf1rnn import cli   # (light) first: Ctrl-C during the heavy imports below exits quietly
+cli.quiet_interrupts()
+
+import argparse  # noqa: E402
 import math
 import os
 import sys
@@ -152,7 +155,15 @@ def make_config(args):
 
 def lr_decay(text):
     """--lr-decay: 'cosine' or a positive rate."""
-    return 'cosine' if text == 'cosine' else cli.positive_float(text)
+    return 'cosine' if text == 'cosine' else decay_rate(text)
+
+
+decay_rate = cli.number(float, low=0, high=1, low_open=True)
+lr_decay.range = 'cosine, or ' + decay_rate.range
+# 1/T scales the logits: below 1e-30, logits of a trained model (|z| ~ 10-100) divided by T
+# overflow float32 (3.4e38) and multinomial, finding no finite logit, returns an id outside
+# the vocabulary; above 1e30 every logit is 0 (uniform) long before, so nothing is lost.
+TEMPERATURE_RANGE = (1e-30, 1e30)
 
 
 def parse_args(argv=None):
@@ -163,7 +174,7 @@ def parse_args(argv=None):
     p.add_argument('--data', default=DEFAULT_DATA,
                    help='UTF-8 text file, one example per line; the default is downloaded '
                         '(sha256 checked) when missing')
-    p.add_argument('--model', default=None,
+    p.add_argument('--model', default=None, type=cli.name,
                    help='model name: checkpoints in CHECKPOINT_DIR/MODEL, events in '
                         'LOGDIR/char_rnn/MODEL (default: trump_tweets; --config ten-minutes: '
                         'trump_tweets-ten-minutes)')
@@ -186,7 +197,8 @@ def parse_args(argv=None):
                    help='windows per batch (default: 64)')
     p.add_argument('--window', type=cli.window, default=None,
                    help='characters per training window, overlapping by half (default: 50)')
-    p.add_argument('--lr', type=float, default=None, help='Adam learning rate (default: 0.0003)')
+    p.add_argument('--lr', type=cli.positive_float, default=None,
+                   help='Adam learning rate (default: 0.0003)')
     p.add_argument('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine',
                    help='multiply the learning rate by RATE every --decay-steps steps '
                         '(tf.train.exponential_decay, staircase), or cosine: down to a tenth '
@@ -197,9 +209,9 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=cli.non_negative_int, default=None, metavar='STEPS',
                    help='raise the learning rate linearly over the first STEPS steps '
                         '(default: the config\'s; lecture: 0)')
-    p.add_argument('--clip', type=float, default=None, metavar='NORM',
-                   help='clip gradients to this global norm (default: the config\'s; '
-                        'lecture: no clipping)')
+    p.add_argument('--clip', type=cli.number(float, low=0), default=None, metavar='NORM',
+                   help='clip gradients to this global norm, 0: no clipping (default: the '
+                        'config\'s; lecture: no clipping)')
     p.add_argument('--graph', choices=['fast', 'lecture'], default='fast',
                    help='the training graph. fast: the GRU layers by kernels.gru_stack (input '
                         'projections out of the time loop, gradient written out); lecture: '
@@ -212,7 +224,7 @@ def parse_args(argv=None):
                         '(runs the lecture graph)')
     p.add_argument('--keep-prob', type=cli.probability, default=1.0,
                    help='DropoutWrapper output keep probability while training (1: no dropout)')
-    p.add_argument('--temperature', type=cli.positive_float, default=None,
+    p.add_argument('--temperature', type=cli.number(float, *TEMPERATURE_RANGE), default=None,
                    help='sampling temperature (default: 0.9; with --sampling lecture, the '
                         'lecture\'s 1.5)')
     p.add_argument('--sampling', choices=['softmax', 'lecture'], default='softmax',
@@ -241,7 +253,7 @@ def parse_args(argv=None):
                    help='TensorBoard training scalars every N steps (default: 10)')
     p.add_argument('--val-frac', type=cli.fraction, default=0.05,
                    help='fraction of the lines held out for the validation loss')
-    p.add_argument('--seed', type=int, default=0,
+    p.add_argument('--seed', type=cli.seed, default=0,
                    help='random seed: initialisation, validation split, data order, sampling')
     p.add_argument('--checkpoint-dir', default='checkpoints', help='checkpoints root')
     p.add_argument('--logdir', default='logdir', help='TensorBoard events root')
@@ -540,6 +552,13 @@ class Trainer(object):
 
     def train(self, sess):
         """Trains until cfg.steps (0: Ctrl-C or SIGTERM, which save first). Returns 0."""
+        # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
+        # two steps and saves; a signal during a save waits for the save to finish. So does
+        # an output pipe closed from here on (`| head`), its first line included.
+        with runs.stop_on_signals() as self.stop:
+            return self.train_until_stopped(sess)
+
+    def train_until_stopped(self, sess):
         model, cfg = self.model, self.cfg
         self.sess = sess
         self.step, self.best = sess.run([model.gstep, model.best_val_loss])
@@ -555,25 +574,22 @@ class Trainer(object):
                                          self.step)
         self.val_writer = runs.event_writer(os.path.join(events, 'val'), None, self.chief,
                                              self.step)
-        # Ctrl-C and SIGTERM (kill, job schedulers) only set `stop`: the loop ends between
-        # two steps and saves; a signal during a save waits for the save to finish.
-        with runs.stop_on_signals() as self.stop:
-            try:
-                self.loop()
-                if self.cluster:
-                    print('stopped at global step {} ({}): {} steps of its own'.format(
-                        self.step, self.stop.name if self.stop else 'done', self.own_steps))
-                if self.chief and self.stop:
-                    print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
-                elif self.chief:
-                    best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
-                        'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
-                            os.path.dirname(self.best_name)))
-                    print('done at step {}: latest checkpoint {}{}'.format(
-                        self.step, tf.train.latest_checkpoint(self.folder), best))
-            finally:
-                self.writer.close()
-                self.val_writer.close()
+        try:
+            self.loop()
+            if self.cluster:
+                print('stopped at global step {} ({}): {} steps of its own'.format(
+                    self.step, self.stop.name if self.stop else 'done', self.own_steps))
+            if self.chief and self.stop:
+                print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
+            elif self.chief:
+                best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
+                    'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
+                        os.path.dirname(self.best_name)))
+                print('done at step {}: latest checkpoint {}{}'.format(
+                    self.step, tf.train.latest_checkpoint(self.folder), best))
+        finally:
+            self.writer.close()
+            self.val_writer.close()
         return 0
 
     def loop(self):
@@ -661,28 +677,42 @@ class Trainer(object):
         if improved:
             self.best = val_loss
             self.sess.run(self.set_best, {self.new_best: val_loss})
-            self.best_saver.save(runs.raw_session(self.sess, self.cluster), self.best_name,
-                                 global_step=self.step)
+            runs.save(self.best_saver, runs.raw_session(self.sess, self.cluster),
+                      self.best_name, self.step)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
 
     def save_latest(self):
-        return self.saver.save(runs.raw_session(self.sess, self.cluster), self.checkpoint_name,
-                               global_step=self.step)
+        return runs.save(self.saver, runs.raw_session(self.sess, self.cluster),
+                         self.checkpoint_name, self.step)
 
 
 def train(args, cfg, cluster=None):
     folder = os.path.join(args.checkpoint_dir, args.model)
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
+    if not cluster or cluster.is_chief:   # the one that writes: its outputs, before any work
+        check_outputs(args)
     # One run per model folder: two would rotate each other's checkpoints away.
     with runs.folder_lock(folder, 'another --model or --checkpoint-dir', cluster):
         return train_in(folder, args, cfg, cluster)
 
 
+def check_outputs(args):
+    """runs.check_output_dir of every folder training writes to."""
+    runs.check_output_dir(args.checkpoint_dir, '--checkpoint-dir')
+    for folder in (os.path.join(args.checkpoint_dir, args.model),
+                   os.path.join(args.checkpoint_dir, args.model, 'best')):
+        runs.check_output_dir(folder, '--checkpoint-dir')
+    events = os.path.join(args.logdir, 'char_rnn', args.model)
+    runs.check_output_dir(args.logdir, '--logdir')
+    for folder in (events, os.path.join(events, 'train'), os.path.join(events, 'val')):
+        runs.check_output_dir(folder, '--logdir')
+
+
 def train_in(folder, args, cfg, cluster=None):
-    stored, _ = model_dir.read(folder)
+    stored, _ = model_dir.read(folder, set_aside=not cluster or cluster.is_chief)
     text, new = model_dir.read_corpus(args.data, stored['vocab'] if stored else None
                                       if args.vocab == 'auto' else TRUMP_VOCAB, folder,
                                       (DATA_URL, DATA_SHA256) if os.path.normpath(args.data)

@@ -25,25 +25,32 @@ import sys
 import threading
 import time
 
+from tf1rnn import cli
+
 GRACE = 60   # seconds a task gets to exit after SIGTERM before it is killed
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                usage='%(prog)s [options] -- COMMAND ...')
-    p.add_argument('--workers', type=int, default=2, help='workers (default: 2)')
-    p.add_argument('--ps', type=int, default=1, help='parameter servers (default: 1)')
+                                usage='%(prog)s [options] -- COMMAND ...',
+                                formatter_class=cli.RangeHelpFormatter)
+    p.add_argument('--workers', type=cli.positive_int, default=2, help='workers (default: 2)')
+    p.add_argument('--ps', type=cli.positive_int, default=1,
+                   help='parameter servers (default: 1)')
     p.add_argument('--sync', action='store_true', help='synchronous updates (passed on)')
-    p.add_argument('--port', type=int, default=0,
+    p.add_argument('--port', type=cli.number(int, low=0, high=65535), default=0,
                    help='first port, the others following (default: free ports)')
     p.add_argument('--logs', default='cluster-logs', help='folder of the per-task logs')
     argv = sys.argv[1:] if argv is None else list(argv)
+    if '--' not in argv and {'-h', '--help'} & set(argv):
+        p.parse_args(['--help'])
     if '--' not in argv or not argv[argv.index('--') + 1:]:
         p.error('give the command to run after --, e.g. -- python char_rnn.py')
     args = p.parse_args(argv[:argv.index('--')])
     args.command = argv[argv.index('--') + 1:]
-    if args.workers < 1 or args.ps < 1:
-        p.error('--workers and --ps must be 1 or more')
+    if args.port and args.port + args.ps + args.workers - 1 > 65535:
+        p.error('--port {}: {} tasks need ports up to {}, above 65535'.format(
+            args.port, args.ps + args.workers, args.port + args.ps + args.workers - 1))
     return args
 
 
@@ -82,6 +89,23 @@ def stop(procs, sig=signal.SIGTERM):
             proc.wait()
 
 
+def die_with_launcher(parent, signum):
+    """preexec_fn of each task (Linux): signum when the launcher dies, however it dies (kill
+    -9 included), so no task is left running forever: a worker gets SIGTERM (it saves and
+    stops), a parameter server SIGHUP (it serves a little longer, for that save, then ends:
+    distributed.Cluster.serve). Elsewhere nothing (stop() still ends the tasks on exit)."""
+    def preexec():
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signum), 0, 0, 0)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:   # the launcher died before prctl: no signal would come
+            os.kill(os.getpid(), signum)
+    return preexec if sys.platform.startswith('linux') else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     n = args.ps + args.workers
@@ -105,7 +129,9 @@ def main(argv=None):
             proc = subprocess.Popen(
                 args.command + flags + ['--job-name', job, '--task-index', str(index)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                encoding='utf-8', errors='replace', env=env, start_new_session=True)
+                encoding='utf-8', errors='replace', env=env, start_new_session=True,
+                preexec_fn=die_with_launcher(os.getpid(), signal.SIGHUP if job == 'ps'
+                                             else signal.SIGTERM))
             tasks.append((job, proc))
             log = os.path.join(args.logs, '{}-{}.log'.format(job, index))
             threads.append(threading.Thread(target=echo, args=(proc, name, log), daemon=True))

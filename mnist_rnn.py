@@ -53,7 +53,10 @@ notebook's printed [tst] figure, mean over seeds; the notebook's own in the seco
 """
 from __future__ import print_function
 
-import argparse
+from tf1rnn import cli   # (light) first: Ctrl-C during the heavy imports below exits quietly
+cli.quiet_interrupts()
+
+import argparse  # noqa: E402
 import itertools
 import os
 import sys
@@ -131,6 +134,7 @@ def cell_list(text):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train RNN cells on MNIST rows as in the cell comparison notebook.',
+        formatter_class=cli.RangeHelpFormatter,
         epilog='Settings default to the notebook\'s (--config notebook). Exit status: 0 done '
                '(or stopped by Ctrl-C or SIGTERM after saving), 2 bad input, 3 a cell hit NaN/Inf.')
     add = parser.add_argument
@@ -144,12 +148,12 @@ def parse_args(argv=None):
     add('--epochs', type=cli.positive_int, help='epochs to train (notebook: 10)')
     add('--batch-size', type=cli.positive_int, help='images per batch (notebook: 128)')
     add('--hidden', type=cli.positive_int, help='units in the cell (notebook: 31)')
-    add('--lr', type=cli.positive_float,
+    add('--lr', type=cli.number(float, low=0, high=1, low_open=True),
         help='Adam learning rate (notebook: 0.001; its NaN remedy: 0.0001)')
-    add('--forget-bias', type=float, help='forget_bias of --cell lstm (notebook: 1.0)')
-    add('--clip-norm', type=float,
+    add('--forget-bias', type=cli.number(float), help='forget_bias of --cell lstm (notebook: 1.0)')
+    add('--clip-norm', type=cli.number(float, low=0),
         help='clip gradients by global norm; 0 = off (notebook: off; its remedy: 5.0)')
-    add('--ln-epsilon', type=float, metavar='EPS',
+    add('--ln-epsilon', type=cli.positive_float, metavar='EPS',
         help='ln_basic_lstm: layer norm\'s variance epsilon (contrib\'s 1e-12 makes its NaN; {} '
              'cures it); on TF1 via the port layer_norm.LayerNormBasicLSTMCell, same variables'.format(
                  LN_EPSILON_REMEDY))
@@ -163,7 +167,7 @@ def parse_args(argv=None):
         help='fast: the LSTMs as one BlockLSTM op over all rows, gru by kernels.gru_stack, no '
              'sequence_length for any cell; notebook: dynamic_rnn over the cell with '
              'sequence_length, as the notebook. The same model and checkpoints')
-    add('--seed', type=cli.non_negative_int,
+    add('--seed', type=cli.seed,
         help='seed of the initial weights and of the training order: 0 (default) keeps the '
              'file\'s order, as the notebook (which set no seed); N > 0 trains on a fixed '
              'permutation drawn from N, the same every epoch')
@@ -208,10 +212,6 @@ def parse_args(argv=None):
                  'validation_size', 'train_limit', 'test_limit'):
         if getattr(args, name) is None:
             setattr(args, name, getattr(config, name))
-    if not 0 <= args.clip_norm < float('inf'):
-        parser.error('--clip-norm must not be negative')
-    if args.ln_epsilon is not None and not 0 < args.ln_epsilon < float('inf'):
-        parser.error('--ln-epsilon must be positive')
     if args.seeds is not None and args.seed is not None:
         parser.error('--seed and --seeds: give one of them')
     args.seed = args.seed or 0
@@ -616,8 +616,13 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
 
     def start(sess):   # the chief, after initialising the variables (a cluster: each time)
         if resumed and not finished:
+            path = os.path.join(ckpt_dir, history['checkpoint'])
+            problem = runs.checkpoint_problem(path)
+            if problem:   # (an older one would not match history.json's position)
+                raise UserError('cannot restore {} from {}: checkpoint {} {}; --force starts it '
+                                'over'.format(cell, ckpt_dir, history['checkpoint'], problem))
             try:
-                saver.restore(sess, os.path.join(ckpt_dir, history['checkpoint']))
+                saver.restore(sess, path)
             except (tf.errors.OpError, ValueError, TypeError) as e:
                 raise UserError('cannot restore {} from {} ({}); --force starts it over'.format(
                     cell, ckpt_dir, str(e).strip().splitlines()[0]))
@@ -654,9 +659,9 @@ def train_cell_in(ckpt_dir, cell, args, data, out=None, stop=None, cluster=None)
             history['wall_seconds'] += now - wall_start[0]
             wall_start[0] = now
             if status != 'nan':   # a NaN leaves the last good checkpoint in place
-                path = saver.save(runs.raw_session(sess, cluster),
-                                  os.path.join(ckpt_dir, 'model.ckpt'),
-                                  global_step=history['step'], write_meta_graph=False)
+                path = runs.save(saver, runs.raw_session(sess, cluster),
+                                 os.path.join(ckpt_dir, 'model.ckpt'), history['step'],
+                                 write_meta_graph=False)
                 history['checkpoint'] = os.path.basename(path)
             runs.write_json(os.path.join(ckpt_dir, cell_runs.HISTORY), history)
 
@@ -726,6 +731,21 @@ def export_model(args):
 # Main
 # ---------------------------------------------------------------------------
 
+def check_outputs(args, todo):
+    """runs.check_output_dir of every folder the runs of todo [(seed, cell)] write to."""
+    runs.check_output_dir(args.checkpoint_dir, '--checkpoint-dir')
+    runs.check_output_dir(args.logdir, '--logdir')
+    for seed, cell in todo:
+        ckpt_dir, train_dir, test_dir = cell_runs.run_dirs(
+            cell, argparse.Namespace(**dict(vars(args), seed=seed)))
+        runs.check_output_dir(ckpt_dir, '--checkpoint-dir')
+        runs.check_output_dir(train_dir, '--logdir')
+        runs.check_output_dir(test_dir, '--logdir')
+    if len(args.cell) > 1 or args.seeds is not None:
+        runs.check_output_dir(args.results_dir or args.logdir,
+                              '--results-dir' if args.results_dir else '--logdir')
+
+
 def main(argv=None):
     started = (time.time(), stats.load_average())
     args = parse_args(argv)
@@ -736,9 +756,11 @@ def main(argv=None):
                                              ('more than one --cell', len(args.cell) > 1)])
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
-    data = mnist_data.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     seeds = [args.seed] if args.seeds is None else args.seeds
     todo = [(seed, cell) for seed in seeds for cell in args.cell]   # whole seeds first
+    if cluster is None or cluster.is_chief:   # the one that writes: its outputs, before any work
+        check_outputs(args, todo)
+    data = mnist_data.load_mnist(args.data_dir, args.validation_size, args.train_limit, args.test_limit)
     figures = []
     # From here Ctrl-C and SIGTERM only set `stop`: training stops between two steps, saves
     # and exits 0; one during a save waits for it (runs.stop_on_signals).

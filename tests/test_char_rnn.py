@@ -1035,8 +1035,7 @@ def test_bad_input_in_a_subprocess_is_one_line_without_traceback(tmp_path):
                                                    'exist'.format(tmp_path / 'nope.txt')
 
 
-@pytest.mark.parametrize('kind', ['hidden-sizes', 'vocab-flag', 'vocab-edited', 'corrupt-data',
-                                  'corrupt-state'])
+@pytest.mark.parametrize('kind', ['hidden-sizes', 'vocab-flag', 'vocab-edited', 'corrupt-state'])
 def test_incompatible_or_corrupt_checkpoint(kind, trained, tmp_path, capsys):
     data = copy_trained(trained, tmp_path)
     model_dir = tmp_path / 'ckpt' / 'trump_tweets'
@@ -1050,11 +1049,7 @@ def test_incompatible_or_corrupt_checkpoint(kind, trained, tmp_path, capsys):
         config['vocab'] = config['vocab'][:-1]
         (model_dir / 'config.json').write_text(json.dumps(config), encoding='utf-8')
         message = 'char-rnn-6 is of a different model shape or vocabulary: '
-    elif kind == 'corrupt-data':
-        path = model_dir / 'char-rnn-6.data-00000-of-00001'
-        path.write_bytes(bytes(reversed(path.read_bytes())))
-        message = 'char-rnn-6 is corrupt or unreadable'
-    else:
+    else:   # (a corrupt latest checkpoint falls back: test_a_corrupt_latest_checkpoint_...)
         (model_dir / 'checkpoint').write_bytes(b'\xff\x00garbage')
         message = 'state file {} is unreadable'.format(model_dir / 'checkpoint')
     before = files_state(tmp_path)
@@ -1242,3 +1237,262 @@ def test_a_model_folder_written_before_the_layout_move_resumes_and_samples(tmp_p
     code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '-n', '10',
                           '--prime', 'make'], capsys)
     assert code == 0 and out.startswith('make'), err
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 1: flag values the math cannot take are refused by argparse.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,value,message', [
+    ('--temperature', '1e-40', 'must be in [1e-30, 1e+30], not 1e-40'),
+    ('--temperature', '0', 'must be in [1e-30, 1e+30], not 0'),
+    ('--temperature', 'inf', "expected a number in [1e-30, 1e+30], not 'inf'"),
+    ('--lr', '-0.01', 'must be more than 0, not -0.01'),
+    ('--lr', '0', 'must be more than 0, not 0'),
+    ('--lr', 'nan', "expected a number more than 0, not 'nan'"),
+    ('--clip', '-1', 'must be 0 or more, not -1'),
+    ('--lr-decay', '1.5', 'must be in (0, 1], not 1.5'),
+    ('--seed', '-1', 'must be in [0, 2147483647], not -1'),
+    ('--keep-prob', '0', 'must be in (0, 1], not 0'),
+    ('--val-frac', '1', 'must be in [0, 1), not 1'),
+    ('--window', '1', 'must be 2 or more, not 1'),
+    ('--model', '../elsewhere', "must be a name, not a path (no '/', not empty, not . or ..), "
+                                "not '../elsewhere'"),
+    ('--model', '', "must be a name, not a path (no '/', not empty, not . or ..), not ''"),
+])
+def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, message, tmp_path,
+                                                                capsys):
+    with pytest.raises(SystemExit) as e:
+        char_rnn.main(tiny_args(tmp_path, tmp_path / 'corpus.txt', flag, value))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert err.splitlines()[-1].endswith(': error: argument {}: {}'.format(flag, message))
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_sample_ids_stay_in_the_vocabulary_at_the_lowest_temperature():
+    low = char_rnn.TEMPERATURE_RANGE[0]
+    logits = np.array([[-100.0, 30.0, 100.0, 99.0], [5.0, -5.0, 0.0, 4.0]], np.float32)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        for sampling in ('softmax', 'lecture'):
+            ids = sess.run(char_rnn.sample_ids(tf.constant(logits), tf.constant(low), sampling))
+            assert list(ids) == [3, 1]   # the argmax (id = column + 1): greedy, in range
+
+
+@pytest.mark.parametrize('sampling', ['softmax', 'lecture'])
+def test_sampling_at_the_temperature_bound_works_and_below_it_is_refused(sampling, trained,
+                                                                          tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    low = char_rnn.TEMPERATURE_RANGE[0]
+    code, out, err = run(tiny_args(tmp_path, data, '--sample', '--sampling', sampling,
+                                   '--temperature', repr(low), '--prime', 'make'), capsys)
+    assert code == 0, err
+    assert out.startswith('make') and 'Traceback' not in err
+    with pytest.raises(SystemExit):
+        char_rnn.parse_args(['--temperature', repr(low / 2)])
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 2: output places that cannot be written fail before any training.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,file,value,message', [
+    ('--checkpoint-dir', 'afile', 'afile', 'is a file, not a folder'),
+    ('--checkpoint-dir', 'ck/trump_tweets', 'ck', None),
+    ('--checkpoint-dir', 'ck/trump_tweets/best', 'ck', None),
+    ('--logdir', 'afile', 'afile/deeper/still', 'cannot make it, afile is a file, not a folder'),
+    ('--logdir', 'logs/char_rnn/trump_tweets/train', 'logs', None),
+])
+def test_an_output_place_that_cannot_be_written_is_one_line_before_training(
+        flag, file, value, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = write_corpus(tmp_path / 'corpus.txt')
+    os.makedirs(os.path.dirname(file) or '.', exist_ok=True)
+    open(file, 'w').close()
+    argv = tiny_args(tmp_path, data)
+    argv[argv.index(flag) + 1] = value
+    code, out, err = run(argv, capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert err.strip().splitlines() == ['{}: error: {} {}: {}'.format(
+        os.path.basename(sys.argv[0]), flag, value if message else file,
+        message or 'is a file, not a folder')]
+    assert out == ''   # nothing read, built or trained
+    assert glob.glob(str(tmp_path / '**' / 'config.json'), recursive=True) == []
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 3: a full disk during a save.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('error', ['ResourceExhaustedError', 'OSError'])
+def test_a_failed_save_stops_and_leaves_the_previous_checkpoint(error, tmp_path, capsys,
+                                                                 monkeypatch):
+    from test_runs import fail_saves, leftovers
+    data = write_corpus(tmp_path / 'corpus.txt')
+    fail_saves(monkeypatch, tf, lambda step: step == 6,
+               tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
+               if error == 'ResourceExhaustedError' else
+               OSError(28, 'No space left on device'))
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 2 and 'Traceback' not in err
+    line = err.strip().splitlines()[-1]
+    assert re.match(r'^.*: error: cannot save checkpoint {0}(/best)?/char-rnn-6 \(.*No space left '
+                    r'on device\): stopped; the latest checkpoint is still '
+                    r'{0}(/best)?/char-rnn-3$'.format(re.escape(str(folder))), line), line
+    assert 'Iter 6.' not in out   # training did not go on
+    assert leftovers(tmp_path / 'ckpt') == []
+    assert glob.glob(str(folder / '**' / 'char-rnn-6*'), recursive=True) == []
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / 'char-rnn-3')
+    monkeypatch.undo()
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 0, err
+    assert 'resumed from {} at step 3'.format(folder / 'char-rnn-3') in out
+
+
+def test_a_save_into_a_removed_folder_stops_with_one_line(tmp_path, capsys, monkeypatch):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    original = tf.train.Saver.save
+
+    def save(self, sess, save_path, global_step=None, **kwargs):
+        if global_step == 6 and folder.exists():
+            shutil.rmtree(str(folder))   # the real save then fails on the missing folder
+        return original(self, sess, save_path, global_step=global_step, **kwargs)
+    monkeypatch.setattr(tf.train.Saver, 'save', save)
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert re.match(r'^.*: error: cannot save checkpoint {}(/best)?/char-rnn-6 \(.*\): stopped; '
+                    r'no checkpoint saved$'.format(re.escape(str(folder))),
+                    err.strip().splitlines()[-1]), err
+    assert 'Iter 6.' not in out
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 4: a corrupt latest checkpoint falls back to the newest intact one.
+# ---------------------------------------------------------------------------
+
+def damage(prefix, kind):
+    """Damages the checkpoint at prefix: its data file deleted, bytes overwritten, or its index."""
+    data = prefix + '.data-00000-of-00001'
+    if kind == 'data-deleted':
+        os.remove(data)
+    elif kind == 'data-corrupt':
+        with open(data, 'r+b') as f:
+            f.seek(64)
+            f.write(b'\xff' * 32)
+    elif kind == 'data-truncated':
+        with open(data, 'r+b') as f:
+            f.truncate(os.path.getsize(data) // 2)
+    else:
+        with open(prefix + '.index', 'wb') as f:
+            f.write(b'not an index')
+
+
+REASONS = {'data-deleted': 'its data file char-rnn-6.data-00000-of-00001 is missing',
+           'data-corrupt': 'unreadable (', 'data-truncated': 'unreadable (',
+           'index-garbage': 'unreadable ('}
+
+
+@pytest.mark.parametrize('kind', sorted(REASONS))
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(kind, trained, tmp_path,
+                                                                  capsys):
+    data = copy_trained(trained, tmp_path)
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    damage(str(folder / 'char-rnn-6'), kind)
+    warning = 'warning: skipping checkpoint {}: {}'.format(folder / 'char-rnn-6', REASONS[kind])
+    runs._reported.clear()
+    code, out, err = run(tiny_args(tmp_path, data, '--sample', '--prime', 'make'), capsys)
+    assert code == 0, err
+    assert out.startswith('make') and 'Traceback' not in err
+    lines = [line for line in err.splitlines() if line.startswith('warning: skipping')]
+    assert len(lines) == 1 and lines[0].startswith(warning), err
+    assert lines[0].endswith('its files are kept for inspection')
+    runs._reported.clear()
+    code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith('warning: skipping')]
+    assert len(lines) == 1 and lines[0].startswith(warning), err
+    assert lines[0].endswith('kept for inspection as char-rnn-6.*.skipped')
+    assert 'resumed from {} at step 3'.format(folder / 'char-rnn-3') in out
+    assert glob.glob(str(folder / 'char-rnn-6.*.skipped'))   # kept
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / 'char-rnn-9')
+
+
+def test_no_intact_checkpoint_is_refused_in_one_line(trained, tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    damage(str(folder / 'char-rnn-6'), 'data-deleted')
+    damage(str(folder / 'char-rnn-3'), 'data-corrupt')
+    runs._reported.clear()
+    for argv in (['--sample'], []):
+        code, out, err = run(tiny_args(tmp_path, data, *argv), capsys)
+        assert code == 2 and 'Traceback' not in err
+        assert err.strip().splitlines()[-1].endswith(
+            'error: no intact checkpoint in {}: char-rnn-6, char-rnn-3 (see the warnings above); '
+            'move them away to start over'.format(folder))
+    assert glob.glob(str(folder / 'char-rnn-6.*'))   # nothing deleted
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 5: pipes and signals at the edges.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('lines', [0, 3, 9, 40])
+def test_a_closed_output_pipe_ends_quietly_wherever_it_closes(lines, tmp_path, capsys,
+                                                              monkeypatch):
+    """`python char_rnn.py | head -N`: the pipe closes before the data is read (0), before
+    the loop (3, 9) or in it (40): exit 141 (nothing trained, nothing left) or 0 (saved)."""
+    from test_runs import ClosingPipe
+    data = write_corpus(tmp_path / 'corpus.txt')
+    pipe = ClosingPipe(lines)
+    monkeypatch.setattr(sys, 'stdout', pipe)
+    code = cli.run_main(char_rnn.main, tiny_args(tmp_path, data, '--steps', '0'))
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err and 'Error' not in err, err
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    if code == cli.PIPE_EXIT:
+        assert not folder.exists() or tf.train.latest_checkpoint(str(folder)), os.listdir(str(folder))
+    else:
+        assert code == 0 and tf.train.latest_checkpoint(str(folder))   # stopped and saved
+    assert len(pipe.written) == lines
+
+
+def test_a_closed_pipe_in_a_subprocess_is_no_traceback(tmp_path):
+    data = write_corpus(tmp_path / 'corpus.txt')
+    proc = subprocess.Popen([sys.executable, '-u', SCRIPT] + tiny_args(tmp_path, data), cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # `| head -0`: the reader is gone before the first line
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == cli.PIPE_EXIT and 'Traceback' not in err, err
+    assert not (tmp_path / 'ckpt' / 'trump_tweets').exists()
+
+
+def test_ctrl_c_during_the_imports_exits_quietly(tmp_path):
+    proc = subprocess.Popen([sys.executable, SCRIPT, '--help'], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    import time
+    time.sleep(0.6)   # past the first line, inside `import tensorflow`
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b'Traceback' not in err and b'KeyboardInterrupt' not in err and out == b''
+
+
+def test_a_file_system_without_locks_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+    import errno
+    import fcntl
+
+    def flock(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    data = write_corpus(tmp_path / 'corpus.txt')
+    code, out, err = run(tiny_args(tmp_path, data), capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert err.strip().splitlines()[-1].endswith(
+        'error: {} cannot be locked (No locks available): its file system does not support '
+        'locks (a network share?), and a second run there would overwrite this one\'s '
+        'checkpoints; use a folder on a local disk (another --model or --checkpoint-dir)'.format(
+            tmp_path / 'ckpt' / 'trump_tweets'))
+    assert not (tmp_path / 'ckpt').exists()

@@ -453,3 +453,86 @@ def test_mnist_cluster_runs_one_cell_and_seed(flags, message, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=WAIT)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# Issue 23: cluster.py's flags refused by argparse.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flags,message', [
+    (['--workers', '0'], 'argument --workers: must be 1 or more, not 0'),
+    (['--ps', '-1'], 'argument --ps: must be 1 or more, not -1'),
+    (['--port', '70000'], 'argument --port: must be in [0, 65535], not 70000'),
+    (['--port', '65535'], '--port 65535: 3 tasks need ports up to 65537, above 65535'),
+])
+def test_cluster_flags_out_of_range_are_one_line(flags, message, tmp_path):
+    proc = subprocess.run([sys.executable, LAUNCHER] + flags + ['--', 'true'], cwd=str(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == 'cluster.py: error: ' + message
+    assert not (tmp_path / 'cluster-logs').exists()
+
+
+def task_pids(marker):
+    """{pid: job} of the processes whose command line holds marker (Linux /proc)."""
+    pids = {}
+    for pid in os.listdir('/proc'):
+        try:
+            with open('/proc/{}/cmdline'.format(pid), 'rb') as f:
+                argv = f.read().decode('utf-8', 'replace').split('\0')
+        except OSError:
+            continue
+        if marker in argv and '--job-name' in argv:
+            pids[int(pid)] = argv[argv.index('--job-name') + 1]
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux')
+def test_the_tasks_end_with_their_launcher_killed_by_sigkill(tmp_path, tasks):
+    write_corpus(tmp_path / 'corpus.txt')
+    marker = str(tmp_path / 'ckpt')
+    launcher = subprocess.Popen(   # --sync: the chief's last save needs the ps
+        [sys.executable, LAUNCHER, '--workers', '1', '--sync', '--', sys.executable, SCRIPT] +
+        char_args(tmp_path, tmp_path / 'corpus.txt', steps=0), cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tasks.append(launcher)
+    logs = {job: tmp_path / 'cluster-logs' / '{}-0.log'.format(job) for job in ('ps', 'worker')}
+
+    def logged(job, text):
+        return logs[job].exists() and text in logs[job].read_text(encoding='utf-8')
+    deadline = time.time() + WAIT
+    while not (logged('ps', 'serving on') and logged('worker', 'Iter 1.')) \
+            and time.time() < deadline:   # serving, and training
+        time.sleep(0.2)
+    started = task_pids(marker)
+    assert sorted(started.values()) == ['ps', 'worker']
+    folder = tmp_path / 'ckpt' / 'trump_tweets'
+    while not tf.train.latest_checkpoint(str(folder)) and time.time() < deadline:
+        time.sleep(0.2)
+    before = latest_step(folder)[1]
+    launcher.kill()
+    launcher.wait()
+    deadline = time.time() + distributed.LAUNCHER_GONE_GRACE + 30
+    ended = {}   # job: seconds after the kill
+    killed = time.time()
+    while task_pids(marker) and time.time() < deadline:
+        for job in set(started.values()) - set(task_pids(marker).values()) - set(ended):
+            ended[job] = time.time() - killed
+        time.sleep(0.2)
+    ended.update({job: time.time() - killed for job in set(started.values()) - set(ended)})
+    left = task_pids(marker)
+    for pid in left:   # (the test leaves nothing running either way)
+        os.kill(pid, signal.SIGKILL)
+    assert left == {}
+    assert ended['worker'] < ended['ps'], ended   # the ps outlived the chief's last save
+    # the chief saved (SIGTERM) through the ps, which outlived it: an intact, later checkpoint
+    path, after = latest_step(folder)
+    assert after >= before and runs.checkpoint_problem(path) is None, (before, after)
+
+
+def test_cluster_help_shows_the_ranges():
+    proc = subprocess.run([sys.executable, LAUNCHER, '--help'], stdout=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0
+    assert '(range: 1 or more)' in proc.stdout and '(range: [0, 65535])' in proc.stdout

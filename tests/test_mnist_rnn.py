@@ -1112,3 +1112,109 @@ def test_a_cell_folder_written_before_the_layout_move_resumes(tmp_path):
     status, out, err = run_main(argv)
     assert status == 0, err
     assert 'resuming at ep 2' in out and '[tst] ep 2' in out
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 1: flag values the math cannot take are refused by argparse.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,value,message', [
+    ('--lr', '-0.01', 'must be in (0, 1], not -0.01'),
+    ('--lr', '0', 'must be in (0, 1], not 0'),
+    ('--clip-norm', '-1', 'must be 0 or more, not -1'),
+    ('--clip-norm', 'inf', "expected a number 0 or more, not 'inf'"),
+    ('--ln-epsilon', '0', 'must be more than 0, not 0'),
+    ('--forget-bias', 'nan', "expected a number, not 'nan'"),
+    ('--seed', '-2', 'must be in [0, 2147483647], not -2'),
+    ('--epochs', '0', 'must be 1 or more, not 0'),
+    ('--train-limit', '-1', 'must be 0 or more, not -1'),
+])
+def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, message, tmp_path):
+    status, out, err = run_main(small_args(tmp_path, flag, value))
+    assert status == 2
+    assert 'Traceback' not in err
+    assert err.splitlines()[-1].endswith(': error: argument {}: {}'.format(flag, message))
+    assert not (tmp_path / 'checkpoints').exists()
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 2: output places that cannot be written fail before any training.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('flag,message', [
+    ('--results-dir', '--results-dir {file}: is a file, not a folder'),
+    ('--checkpoint-dir', '--checkpoint-dir {file}: is a file, not a folder'),
+    ('--logdir', '--logdir {file}/runs: cannot make it, {file} is a file, not a folder'),
+])
+def test_an_output_place_that_cannot_be_written_is_one_line_before_training(flag, message,
+                                                                           tmp_path):
+    write_mnist(tmp_path / 'data')
+    afile = tmp_path / 'afile'
+    afile.write_text('')
+    argv = small_args(tmp_path, '--config', 'tiny', '--cell', 'basic_rnn,gru')
+    value = str(afile) + ('/runs' if flag == '--logdir' else '')
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    status, out, err = run_main(argv)
+    assert status == 2
+    assert err.splitlines() == ['{}: error: {}'.format(os.path.basename(sys.argv[0]),
+                                                       message.format(file=afile))]
+    assert '[trn]' not in out and not (tmp_path / 'checkpoints').exists()
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 3: a full disk during a save.
+# ---------------------------------------------------------------------------
+
+def test_a_failed_save_stops_and_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    from test_runs import fail_saves, leftovers
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--config', 'tiny', '--cell', 'gru', '--epochs', '3')
+    saves = []
+    fail_saves(monkeypatch, tf, lambda step: saves.append(step) or len(saves) == 2,
+               tf.errors.ResourceExhaustedError(None, None, 'No space left on device'))
+    status, out, err = run_main(argv)
+    folder = tmp_path / 'checkpoints' / 'mnist_gru'
+    assert status == 2 and 'Traceback' not in err
+    assert err.splitlines()[-1] == (
+        '{}: error: cannot save checkpoint {}-{} (No space left on device): stopped; the latest '
+        'checkpoint is still {}-{}'.format(os.path.basename(sys.argv[0]), folder / 'model.ckpt',
+                                           saves[1], folder / 'model.ckpt', saves[0]))
+    assert '[trn] ep 3' not in out
+    assert leftovers(tmp_path / 'checkpoints') == []
+    assert history_of(tmp_path, 'gru')['checkpoint'] == 'model.ckpt-{}'.format(saves[0])
+    assert tf.train.latest_checkpoint(str(folder)) == str(folder / 'model.ckpt-{}'.format(saves[0]))
+    monkeypatch.undo()
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert 'resuming at ep 2' in out
+
+
+def test_a_checkpoint_whose_data_file_is_gone_is_one_line_naming_it(tmp_path):
+    # history.json's position is its checkpoint's: no fall back to an older one here
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--config', 'tiny', '--cell', 'gru')
+    assert run_main(argv + ['--epochs', '1'])[0] == 0
+    name = history_of(tmp_path, 'gru')['checkpoint']
+    folder = tmp_path / 'checkpoints' / 'mnist_gru'
+    os.remove(str(folder / (name + '.data-00000-of-00001')))
+    status, out, err = run_main(argv + ['--epochs', '2'])
+    assert status == 2 and 'Traceback' not in err
+    assert err.splitlines()[-1] == (
+        '{}: error: cannot restore gru from {}: checkpoint {} its data file {}.data-00000-of-00001 '
+        'is missing; --force starts it over'.format(os.path.basename(sys.argv[0]), folder, name,
+                                                    name))
+
+
+def test_a_closed_output_pipe_at_the_first_line_stops_and_saves(tmp_path, monkeypatch):
+    from test_runs import ClosingPipe
+    write_mnist(tmp_path / 'data')
+    pipe = ClosingPipe(0)
+    monkeypatch.setattr(sys, 'stdout', pipe)
+    status = cli.run_main(mnist_rnn.main, small_args(tmp_path, '--config', 'tiny'))
+    # its first line is printed in the training's signal context: stopped there, and saved
+    assert status == 0 and pipe.written == []
+    history = history_of(tmp_path, 'basic_rnn')
+    assert history['step'] == 0 and history['checkpoint'] == 'model.ckpt-0'

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -54,6 +55,7 @@ def add_cluster_flags(parser):
 
 
 CLUSTER_JOBS = ('ps', 'worker')
+LAUNCHER_GONE_GRACE = 15   # seconds a parameter server outlives a dead cluster.py
 
 
 def cluster_from_args(args, single_only=()):
@@ -199,9 +201,17 @@ class Cluster(object):
         """A parameter server: serves the variables until Ctrl-C or SIGTERM. Returns 0."""
         print('{} serving on {} ({}, TensorFlow {}); Ctrl-C or SIGTERM stops it'.format(
             self.name, self.host, STACK, tf.version.VERSION), flush=True)
-        with stop_on_signals() as stop:
+        with stop_on_signals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP)) as stop:
             while not stop:
                 time.sleep(0.2)
+            if stop.signum == signal.SIGHUP:   # cluster.py died: its workers, sent SIGTERM at
+                print('{} lost its launcher: serving {} s more for the chief\'s last save'.format(
+                    self.name, LAUNCHER_GONE_GRACE), flush=True)   # once, save through this ps
+                deadline, stop.signum = time.time() + LAUNCHER_GONE_GRACE, None
+                while stop.signum in (None, signal.SIGPIPE) and time.time() < deadline:
+                    time.sleep(0.2)   # (its output pipe died with the launcher: no reason)
+                if stop.signum in (None, signal.SIGPIPE):
+                    stop.signum = signal.SIGHUP
         print('{} stopped by {}'.format(self.name, stop.name), flush=True)
         return 0
 

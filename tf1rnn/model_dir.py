@@ -16,12 +16,13 @@ ENCODED_FILE = 'data.encoded'   # the data's ids beside the checkpoint: a quick 
 CONFIG_FORMAT = 1
 
 
-def read(model_dir):
+def read(model_dir, set_aside=False):
     """(config.json as a dict, the latest checkpoint's path prefix), each None when there is
     none. The config binds only once a checkpoint exists (Fix: a run stopped before its first
     save bound the next one's settings): without one, (None, None). UserError when unreadable,
-    or a checkpoint has no config.json."""
-    stored, ckpt = read_config(model_dir), runs.latest_checkpoint(model_dir, PREFIX)
+    or a checkpoint has no config.json. set_aside: a training run's, which renames the
+    checkpoints it skips as not intact (runs.latest_checkpoint)."""
+    stored, ckpt = read_config(model_dir), runs.latest_checkpoint(model_dir, PREFIX, set_aside)
     if ckpt and stored is None:
         raise UserError('{} has a checkpoint but no {} (vocabulary and model shape): not a '
                         'checkpoint of this script'.format(model_dir, CONFIG_FILE))

@@ -2,14 +2,16 @@
 steps, sessions, checkpoints (latest, restore, rotation), the folder lock, JSON state
 files and event files."""
 import contextlib
+import errno
 import glob
 import json
 import os
+import shutil
 import signal
 import sys
 
 from utils import tf
-from tf1rnn.cli import UserError, first_line
+from tf1rnn.cli import PipeGuard, UserError, first_line
 from tf1rnn.files import safe_mkdir
 
 
@@ -26,35 +28,8 @@ class StopRequest(object):
     @property
     def name(self):
         return {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM', CHIEF_STOPPED: 'the chief stopped',
-                signal.SIGPIPE: 'a closed output pipe'}.get(self.signum, 'a signal')
-
-
-class _PipeGuard(object):
-    """sys.stdout that, once its reader is gone (`python char_rnn.py | head`), drops what
-    is written and requests a stop, instead of raising BrokenPipeError mid-training."""
-
-    def __init__(self, stream, stop):
-        self.stream, self.stop, self.broken = stream, stop, False
-
-    def _guard(self, method, *args):
-        if not self.broken:
-            try:
-                return method(*args)
-            except BrokenPipeError:
-                self.broken = True
-                if self.stop.signum is None:
-                    self.stop.signum = signal.SIGPIPE
-        return None
-
-    def write(self, text):
-        self._guard(self.stream.write, text)
-        return len(text)
-
-    def flush(self):
-        self._guard(self.stream.flush)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
+                signal.SIGPIPE: 'a closed output pipe',
+                signal.SIGHUP: 'SIGHUP'}.get(self.signum, 'a signal')
 
 
 @contextlib.contextmanager
@@ -75,24 +50,56 @@ def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
         if stop.signum is None:
             stop.signum = signum
 
+    def pipe_closed():
+        request(signal.SIGPIPE, None)
+
     previous = {}
+    stdout = sys.stdout
+    guard = PipeGuard.active or PipeGuard(stdout)   # (run_main's, maybe under a prefix)
+    on_break, guard.on_break = guard.on_break, pipe_closed
     try:
         for signum in signums:
             try:
+                if signal.getsignal(signum) == signal.SIG_IGN:   # nohup, `cmd &`: keep it so
+                    continue
                 previous[signum] = signal.signal(signum, request)
             except ValueError:   # not the main thread
                 break
-        stdout, sys.stdout = sys.stdout, _PipeGuard(sys.stdout, stop)
+        if guard.broken:
+            pipe_closed()
+        if guard is not PipeGuard.active:
+            sys.stdout = guard
         yield stop
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if isinstance(sys.stdout, _PipeGuard):
-            if sys.stdout.broken:   # nothing more reaches the pipe, nor fails at exit
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, stdout.fileno())
-                os.close(devnull)
-            sys.stdout = stdout
+        guard.on_break = on_break
+        sys.stdout = stdout
+
+
+def check_output_dir(path, flag):
+    """UserError (one line naming the flag, the path and why) unless path can take a run's
+    files: a writable folder, or one that mkdir -p can make (its nearest existing ancestor a
+    writable folder). Called before any training starts: a bad output place fails at once,
+    not after the work (or with NotADirectoryError from deep inside a save)."""
+    def what(where):
+        return 'a broken symbolic link' if not os.path.exists(where) else 'a file'
+    where = os.path.normpath(path)
+    if os.path.lexists(where):
+        if not os.path.isdir(where):
+            raise UserError('{} {}: is {}, not a folder'.format(flag, path, what(where)))
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise UserError('{} {}: the folder is not writable'.format(flag, path))
+        return
+    parent = where
+    while not os.path.lexists(parent or '.'):
+        parent = os.path.dirname(parent)
+    parent = parent or '.'
+    if not os.path.isdir(parent):
+        raise UserError('{} {}: cannot make it, {} is {}, not a folder'.format(
+            flag, path, parent, what(parent)))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError('{} {}: cannot make it, {} is not writable'.format(flag, path, parent))
 
 
 def session_config(threads=0):
@@ -127,23 +134,78 @@ def raw_session(sess, cluster=None):
     return cluster.raw() if cluster else sess
 
 
-def latest_checkpoint(folder, prefix):
-    """The latest checkpoint's path prefix in folder, None if there is none.
+def latest_checkpoint(folder, prefix, set_aside=False):
+    """The newest intact checkpoint's path prefix in folder, None if there is none.
 
-    TensorFlow ignores a bad state file ('checkpoint'), so training would start over and
-    overwrite: where checkpoint files named prefix-* exist, that is a UserError instead.
+    The state file ('checkpoint') lists the checkpoints, newest last. One that is not intact
+    (checkpoint_problem: a file missing, truncated or corrupt) is skipped, with one line on
+    stderr saying which and why; its files are kept for inspection, renamed to *.skipped when
+    set_aside (a training run, which would save over them). UserError when none is
+    intact, or when checkpoint files named prefix-* exist but the state file is unreadable
+    (TensorFlow would ignore it, and training start over and overwrite).
     """
     state_file = os.path.join(folder, 'checkpoint')
     try:
-        path = tf.train.latest_checkpoint(folder)
+        state = tf.train.get_checkpoint_state(folder)
     except (tf.errors.OpError, ValueError) as e:
-        path, reason = None, first_line(e)
+        state, reason = None, first_line(e)
     else:
-        reason = 'corrupt, or naming missing files'
-    if path is None and glob.glob(os.path.join(folder, prefix + '-*.index')):
-        raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
-            folder, state_file, reason))
-    return path
+        reason = 'corrupt, or naming no checkpoint'
+    paths = []
+    if state:
+        for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
+            if path and path not in paths[-1:]:
+                paths = [p for p in paths if p != path] + [path]
+    if not paths:
+        if glob.glob(os.path.join(folder, prefix + '-*.index')):
+            raise UserError('{} has checkpoints but its state file {} is unreadable ({})'.format(
+                folder, state_file, reason))
+        return None
+    skipped = []
+    for path in reversed(paths):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        skipped.append(path)
+        kept = ''
+        if set_aside:
+            for name in glob.glob(glob.escape(path) + '.*'):
+                if not name.endswith('.skipped'):
+                    os.replace(name, name + '.skipped')
+            kept = ' as {}.*.skipped'.format(os.path.basename(path))
+        if path not in _reported:   # once per process (a resume reads the folder again)
+            _reported.add(path)
+            print('warning: skipping checkpoint {}: {}; its files are kept for inspection{}'.format(
+                path, problem, kept), file=sys.stderr)
+    raise UserError('no intact checkpoint in {}: {} (see the warnings above); move them away '
+                    'to start over'.format(folder, ', '.join(os.path.basename(p) for p in skipped)))
+
+
+_reported = set()
+
+
+def checkpoint_problem(path):
+    """Why the checkpoint at path prefix cannot be restored (a file missing, truncated or
+    corrupt: every tensor is read, its checksum checked), or None when it is intact."""
+    if not os.path.isfile(path + '.index'):
+        return 'its index file {}.index is missing'.format(os.path.basename(path))
+    shards = glob.glob(glob.escape(path) + '.data-*-of-*')
+    if not shards:
+        return 'its data file {}.data-00000-of-00001 is missing'.format(os.path.basename(path))
+    total = int(shards[0].rsplit('-of-', 1)[1])
+    for shard in range(total):
+        name = '{}.data-{:05d}-of-{:05d}'.format(path, shard, total)
+        if not os.path.isfile(name):
+            return 'its data file {} is missing'.format(os.path.basename(name))
+    try:
+        reader = tf.train.NewCheckpointReader(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:   # OpError; TF 2's reader raises IndexError on a truncated file
+        if isinstance(e, MemoryError):
+            raise
+        return 'unreadable ({})'.format(first_line(e))
+    return None
 
 
 def restore(sess, saver, path):
@@ -183,6 +245,52 @@ def restore_latest(sess, saver, folder, prefix, path=None):
             path = newer
 
 
+def save(saver, sess, path_prefix, global_step, **kwargs):
+    """saver.save(sess, path_prefix, global_step): every checkpoint of both scripts is saved
+    here. A save that fails (a full disk: ResourceExhaustedError or OSError; the folder
+    removed) is a UserError, training stops there, and the folder is as before the save: the
+    files it began (its checkpoint's, TensorFlow's temporary ones) removed, the state file
+    'checkpoint' back as it was, so it still names the previous, intact checkpoint."""
+    folder = os.path.dirname(path_prefix) or '.'
+    state_file = os.path.join(folder, 'checkpoint')
+    before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    state = None
+    if os.path.isfile(state_file):
+        with open(state_file, 'rb') as f:
+            state = f.read()
+    try:
+        return saver.save(sess, path_prefix, global_step=global_step, **kwargs)
+    except (tf.errors.OpError, OSError, ValueError) as e:
+        error = e
+    ours = (os.path.basename(path_prefix), 'checkpoint')
+    left = []
+    for name in (set(os.listdir(folder)) - before) if os.path.isdir(folder) else ():
+        if name.startswith(ours):
+            path = os.path.join(folder, name)
+            try:
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+            except OSError:
+                left.append(name)
+    previous = None
+    if state is not None and os.path.isdir(folder):   # (a removed folder: nothing to restore)
+        try:
+            with open(state_file, 'rb') as f:
+                changed = f.read() != state
+            if changed:
+                with open(state_file, 'wb') as f:   # what it held fits where it was
+                    f.write(state)
+        except OSError:
+            left.append('checkpoint')
+        previous = tf.train.latest_checkpoint(folder)
+    raise UserError('cannot save checkpoint {}-{} ({}): stopped; {}{}'.format(
+        path_prefix, global_step, first_line(error),
+        'the latest checkpoint is still {}'.format(previous) if previous else
+        'no checkpoint saved', '; left behind: ' + ', '.join(sorted(left)) if left else ''))
+
+
 def rotating_saver(path_prefix, max_to_keep):
     """A Saver whose rotation (max_to_keep) counts the checkpoints earlier runs left at
     path_prefix too (a Saver rotates only the files it knows); relative paths in the state
@@ -202,7 +310,9 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
     A second run on the same folder is a UserError naming the process that holds it. The
     kernel drops the lock when its holder exits, however it exits (kill -9 included), so
     nothing is ever left to clean up. Readers (--sample) take no lock, nor do the workers of
-    a cluster but its chief, the one that writes.
+    a cluster but its chief, the one that writes. A file system without locks (ENOLCK,
+    EOPNOTSUPP) is a UserError. The lock holds between processes of one machine: two hosts
+    sharing a folder over NFS may each get it (flock is local there on many systems).
     """
     if cluster is not None and not cluster.is_chief:
         yield
@@ -227,13 +337,23 @@ def folder_lock(folder, elsewhere='another --checkpoint-dir', cluster=None):
                             'train side by side in {}'.format(
                                 folder, 'process {}'.format(holder) if holder else
                                 'another process', elsewhere))
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            raise UserError('{} cannot be locked ({}): its file system does not support '
+                            'locks (a network share?), and a second run there would overwrite '
+                            'this one\'s checkpoints; use a folder on a local disk ({})'.format(
+                                folder, e.strerror or e, elsewhere))
         yield
     finally:
         os.close(fd)   # releases the lock
         for path in created:   # nothing written (bad input): leave nothing behind
-            if os.listdir(path):
+            try:
+                if os.listdir(path):
+                    break
+                os.rmdir(path)
+            except OSError:   # removed meanwhile (or no longer ours to remove)
                 break
-            os.rmdir(path)
 
 
 def _lock_holder(stat):
@@ -253,10 +373,18 @@ def _lock_holder(stat):
 def write_json(path, value):
     """json.dump to path atomically (a temporary file renamed over it)."""
     safe_mkdir(os.path.dirname(path))
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump(value, f, ensure_ascii=False, indent=1)
-        f.write('\n')
-    os.replace(path + '.tmp', path)
+    try:
+        with open(path + '.tmp', 'w', encoding='utf-8') as f:
+            json.dump(value, f, ensure_ascii=False, indent=1)
+            f.write('\n')
+        os.replace(path + '.tmp', path)
+    except OSError as e:   # a full disk: the old file stays, no .tmp is left
+        try:
+            os.remove(path + '.tmp')
+        except OSError:
+            pass
+        raise UserError('cannot write {} ({}): stopped; the file is as it was'.format(
+            path, e.strerror or e))
 
 
 def describe_changes(old, new):
