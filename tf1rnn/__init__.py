@@ -13,5 +13,8 @@ each module imports only those below it:
     mnist_data   MNIST's IDX files, split as TF1's read_data_sets
     runs         signals, sessions, checkpoints, folder locks, JSON and event files
     stats        comparisons over seeds: intervals, verdicts, tables, plots
+    model_dir    char_rnn.py's model folder: config.json, data.encoded, resume refusals
+    cell_runs    mnist_rnn.py's run per cell: history.json, settings, results over seeds
+    export       SavedModels with serving signatures, and the models in ONNX Runtime
     distributed  TensorFlow's distributed runtime: parameter servers and workers
 """
