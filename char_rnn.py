@@ -766,14 +766,22 @@ def resolve_shape(args, stored, folder, data=None):
 # Generation from a checkpoint.
 # ---------------------------------------------------------------------------
 
-def sample(args, cfg):
+def trained_model(args):
+    """(folder, config.json, vocab, hidden sizes, the --checkpoint to read) of --model: what
+    --sample and --export read. UserError when it has no checkpoint."""
     folder = os.path.join(args.checkpoint_dir, args.model)
-    stored, ckpt = model_dir.read(folder)
-    if not ckpt:
+    stored, latest = model_dir.read(folder)
+    if not latest:
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
             folder, args.model))
     vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
-    ckpt = model_dir.choose_checkpoint(folder, args.checkpoint)
+    ckpt = (latest if args.checkpoint in (None, 'latest') else
+            model_dir.choose_checkpoint(folder, args.checkpoint))
+    return folder, stored, vocab, hidden_sizes, ckpt
+
+
+def sample(args, cfg):
+    folder, stored, vocab, hidden_sizes, ckpt = trained_model(args)
     primes = clean_primes(args.prime, vocab) if args.prime else default_seeds(vocab)
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
@@ -789,14 +797,8 @@ def sample(args, cfg):
 
 
 def export_model(args, cfg):
-    """--export: the latest checkpoint as a SavedModel (tf1rnn/export.py)."""
-    folder = os.path.join(args.checkpoint_dir, args.model)
-    stored, ckpt = model_dir.read(folder)
-    if not ckpt:
-        raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
-            folder, args.model))
-    vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
-    ckpt = model_dir.choose_checkpoint(folder, args.checkpoint)
+    """--export: the --checkpoint (the latest by default) as a SavedModel (tf1rnn/export.py)."""
+    _, stored, vocab, hidden_sizes, ckpt = trained_model(args)
 
     def build(seq):
         """CharRNN's layers over the id rows seq: (logits, final states, one step)."""
