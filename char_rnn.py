@@ -46,9 +46,9 @@ import os
 import sys
 import time
 
-
 import utils
-from tf1rnn import cli, distributed, export, kernels, model_dir, runs, windows
+from tf1rnn import (cli, decoding, distributed, export, kernels, model_dir, runs, training,
+                    windows)
 from utils import rnn, tf
 from tf1rnn.cli import UserError
 
@@ -153,172 +153,9 @@ def make_config(args):
     return cfg
 
 
-def lr_decay(text):
-    """--lr-decay: 'cosine' or a positive rate."""
-    return 'cosine' if text == 'cosine' else decay_rate(text)
-
-
-decay_rate = cli.number(float, low=0, high=1, low_open=True)
-lr_decay.range = 'cosine, or ' + decay_rate.range
-# 1/T scales the logits: below 1e-30, logits of a trained model (|z| ~ 10-100) divided by T
-# overflow float32 (3.4e38) and multinomial, finding no finite logit, returns an id outside
-# the vocabulary; above 1e30 every logit is 0 (uniform) long before, so nothing is lost.
-TEMPERATURE_RANGE = (1e-30, 1e30)
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description='Character-level RNN (CS20 lecture 11): train on a text file, or generate '
-                    'from the latest checkpoint with --sample.',
-        formatter_class=cli.HelpFormatter)
-    p.add_argument('--data', default=DEFAULT_DATA,
-                   help='UTF-8 text file, one example per line; the default is downloaded '
-                        '(sha256 checked) when missing')
-    p.add_argument('--model', default=None, type=cli.name,
-                   help='model name: checkpoints in CHECKPOINT_DIR/MODEL, events in '
-                        'LOGDIR/char_rnn/MODEL (default: trump_tweets; --config ten-minutes: '
-                        'trump_tweets-ten-minutes)')
-    p.add_argument('--config', choices=sorted(CONFIGS), default=None,
-                   help='hyperparameter set (ten-minutes: the lecture\'s model, the lowest '
-                        'validation loss in ten minutes on 2 CPU cores; tiny: for smoke '
-                        'tests); other flags override it '
-                        '(default: lecture, or the checkpoint\'s model shape when resuming)')
-    p.add_argument('--hidden-sizes', default=None, type=cli.int_list, metavar='N,N',
-                   help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the '
-                        'checkpoint\'s)')
-    p.add_argument('--vocab', choices=['trump', 'auto'], default=None,
-                   help='trump: the lecture\'s character string; auto: every character of '
-                        'DATA. Stored with the checkpoint and reused (default: the '
-                        'checkpoint\'s, else trump)')
-    p.add_argument('--steps', type=cli.non_negative_int, default=None,
-                   help='train until the global step reaches this (re-run to finish an '
-                        'interrupted run); 0: until Ctrl-C (default: 5000; tiny: 20)')
-    p.add_argument('--batch-size', type=cli.positive_int, default=None,
-                   help='windows per batch (default: 64)')
-    p.add_argument('--window', type=cli.window, default=None,
-                   help='characters per training window, overlapping by half (default: 50)')
-    p.add_argument('--lr', type=cli.positive_float, default=None,
-                   help='Adam learning rate (default: 0.0003)')
-    p.add_argument('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine',
-                   help='multiply the learning rate by RATE every --decay-steps steps '
-                        '(tf.train.exponential_decay, staircase), or cosine: down to a tenth '
-                        'at --decay-steps (tf.train.cosine_decay) (default: the config\'s; '
-                        'lecture: no decay)')
-    p.add_argument('--decay-steps', type=cli.positive_int, default=None,
-                   help='steps per --lr-decay (default: 1000; with cosine, --steps)')
-    p.add_argument('--warmup', type=cli.non_negative_int, default=None, metavar='STEPS',
-                   help='raise the learning rate linearly over the first STEPS steps '
-                        '(default: the config\'s; lecture: 0)')
-    p.add_argument('--clip', type=cli.number(float, low=0), default=None, metavar='NORM',
-                   help='clip gradients to this global norm, 0: no clipping (default: the '
-                        'config\'s; lecture: no clipping)')
-    p.add_argument('--graph', choices=['fast', 'lecture'], default='fast',
-                   help='the training graph. fast: the GRU layers by kernels.gru_stack (input '
-                        'projections out of the time loop, gradient written out); lecture: '
-                        'MultiRNNCell in dynamic_rnn, as the lecture. The same model, loss, '
-                        'gradients and checkpoints; --keep-prob < 1 runs the lecture graph')
-    p.add_argument('--loss', choices=['masked', 'lecture'], default='masked',
-                   help='masked: padded targets add nothing, not even gradients; lecture: its '
-                        'softmax_cross_entropy_with_logits on one-hot labels, which gives a '
-                        'padded target (an all-zero label row) the gradient softmax(logits) '
-                        '(runs the lecture graph)')
-    p.add_argument('--keep-prob', type=cli.probability, default=1.0,
-                   help='DropoutWrapper output keep probability while training (1: no dropout)')
-    p.add_argument('--temperature', type=cli.number(float, *TEMPERATURE_RANGE), default=None,
-                   help='sampling temperature (default: 0.9; with --sampling lecture, the '
-                        'lecture\'s 1.5)')
-    p.add_argument('--sampling', choices=['softmax', 'lecture'], default='softmax',
-                   help='softmax: p proportional to exp(logits / T), the Maxwell-Boltzmann '
-                        'sampling the lecture meant; lecture: its literal '
-                        'multinomial(exp(logits / T)), p proportional to exp(exp(logits / T)), '
-                        'whose sharpness depends on the level of the logits: near-greedy '
-                        'repetition or uniform noise, by the checkpoint')
-    p.add_argument('--top-k', type=cli.non_negative_int, default=0, metavar='K',
-                   help='draw each character from the K most likely ones only (as nanoGPT\'s '
-                        'sample.py), 0: from all; for --sample and the samples printed while '
-                        'training')
-    p.add_argument('--greedy', action='store_true',
-                   help='generate the most likely character every time (no drawing): the same '
-                        'text every run')
-    p.add_argument('--skip-step', type=cli.positive_int, default=None,
-                   help='print the loss every N steps (default: 1, as the lecture)')
-    p.add_argument('--sample-every', type=cli.non_negative_int, default=None,
-                   help='print generated samples every N steps, 0: never (default: 100)')
-    p.add_argument('--eval-every', type=cli.positive_int, default=None,
-                   help='validation loss, latest and best checkpoints every N steps '
-                        '(default: 100)')
-    p.add_argument('--eval-batches', type=cli.non_negative_int, default=None,
-                   help='validation batches per evaluation, 0: all (default: 20)')
-    p.add_argument('--summary-every', type=cli.positive_int, default=None,
-                   help='TensorBoard training scalars every N steps (default: 10)')
-    p.add_argument('--val-frac', type=cli.fraction, default=0.05,
-                   help='fraction of the lines held out for the validation loss')
-    p.add_argument('--seed', type=cli.seed, default=0,
-                   help='random seed: initialisation, validation split, data order, sampling')
-    p.add_argument('--checkpoint-dir', default='checkpoints', help='checkpoints root')
-    p.add_argument('--logdir', default='logdir', help='TensorBoard events root')
-    p.add_argument('--threads', type=cli.non_negative_int, default=0,
-                   help='TensorFlow intra- and inter-op threads, 0: TensorFlow decides')
-    p.add_argument('--sample', action='store_true',
-                   help='generate from the latest checkpoint and exit, no training')
-    p.add_argument('--export', default=None, metavar='DIR',
-                   help='write the latest checkpoint as a SavedModel to DIR/<version> (1, 2, '
-                        '...), with signatures generate, score and step (docs/export.md), '
-                        'and exit, no training')
-    p.add_argument('--checkpoint', default=None, metavar='latest|best|STEP|PATH',
-                   help='with --sample or --export: the checkpoint: the latest (default), the '
-                        'best (lowest validation loss), the one of global step STEP, or the '
-                        'one at PATH')
-    p.add_argument('--prime', action='append', default=None, metavar='TEXT',
-                   help='with --sample: seed text, repeatable (default: the lecture\'s seeds)')
-    p.add_argument('--end-marker', default=None, metavar='TEXT',
-                   help='a sample ends after this text, the end of a line in the data ('
-                        'nothing after it was ever trained); \'\': always --length characters '
-                        '(default: the word every line of the data ends with, if any, as the '
-                        'tweets\' _E_; stored with the checkpoint)')
-    p.add_argument('-n', '--length', type=cli.positive_int, default=None,
-                   help='characters to generate after each seed (default: 200)')
-    distributed.add_cluster_flags(p)
-    args = p.parse_args(argv)
-    args.model = args.model or CONFIGS[args.config or 'lecture'].model
-    return args
-
-
 # ---------------------------------------------------------------------------
 # Model: the lecture's CharRNN.
 # ---------------------------------------------------------------------------
-
-def sample_ids(logits, temp, sampling, top_k=0, greedy=False):
-    """One id per row of logits [batch, len(vocab)]: drawn at temperature temp from the
-    top_k most likely characters (0: all), or, greedy, the most likely one."""
-    if sampling == 'lecture':
-        logits = lecture_logits(logits, temp)
-    else:
-        # Fix: the Maxwell-Boltzmann distribution the lecture's comment names,
-        # p proportional to exp(logits / temp) (see lecture_logits).
-        logits = logits / temp
-    # Top-k (as nanoGPT's sample.py): the others' logits to -inf, their probability 0.
-    k = tf.minimum(tf.where(top_k > 0, top_k, tf.shape(logits)[-1]), tf.shape(logits)[-1])
-    kth = tf.reduce_min(tf.nn.top_k(logits, k).values, axis=-1, keepdims=True)
-    logits = tf.where(logits < kth, tf.fill(tf.shape(logits), float('-inf')), logits)
-    draws = tf.where(greedy, tf.argmax(logits, -1), tf.multinomial(logits, 1)[:, 0])
-    return tf.cast(draws, tf.int32) + 1   # Fix: column k is id k + 1 (0 is padding)
-
-
-def lecture_logits(logits, temp):
-    """The lecture's tf.exp(logits / temp) taken as logits, computed without overflow.
-
-    multinomial(exp(z), 1) draws with p proportional to exp(exp(z)), z = logits / temp.
-    exp(z) overflows once z > 88, and multinomial's CPU kernel skips non-finite logits:
-    the most likely character became impossible. Shifting by the row's maximum m keeps
-    the distribution: exp(z) - exp(m) = -exp(m + log(-expm1(z - m))), 0 at the maximum
-    and below it elsewhere; what underflows there has probability below e^-1e30.
-    """
-    z = logits / temp
-    m = tf.reduce_max(z, axis=-1, keepdims=True)
-    shifted = -tf.exp(m + tf.log(-tf.expm1(z - m)))
-    return tf.maximum(shifted, -1e30)   # -inf -> a finite floor: exp(-1e30) is 0 anyway
-
 
 class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
@@ -389,8 +226,8 @@ class CharRNN(object):
         # sample the next character from Maxwell-Boltzmann Distribution
         # with temperature temp. It works equally well without tf.exp
         # (It does not: exp(logits / temp) taken as logits; see sample_ids, lecture_logits.)
-        self.sample = sample_ids(self.logits[:, -1], self.temp, self.sampling, self.top_k,
-                                 self.greedy)
+        self.sample = decoding.sample_ids(self.logits[:, -1], self.temp, self.sampling,
+                                          self.top_k, self.greedy)
         self.learning_rate = utils.learning_rate(self.lr, self.gstep, self.lr_decay,
                                                  self.decay_steps, self.warmup)
         grads_and_vars, self.grad_norm = utils.clip_gradients(
@@ -430,19 +267,25 @@ class CharRNN(object):
         batch = tf.shape(self.seq)[0]
         last = tf.cast(self.length, tf.int32) - 1
         last_logits = tf.gather_nd(self.logits, tf.stack([tf.range(batch), last], axis=1))
-        first = sample_ids(last_logits, self.temp, self.sampling, self.top_k, self.greedy)
+        draw = lambda logits: decoding.sample_ids(logits, self.temp, self.sampling,
+                                                  self.top_k, self.greedy)
+        first = draw(last_logits)
         ids = tf.TensorArray(tf.int32, size=self.len_generated).write(0, first)
 
         def step(i, previous, state, ids):
-            output, state = self.cells(tf.one_hot(previous - 1, len(self.vocab)), state)
-            logits = tf.layers.dense(output, len(self.vocab), None, name='dense', reuse=True)
-            current = sample_ids(logits, self.temp, self.sampling, self.top_k, self.greedy)
+            logits, state = self.step(previous, state)
+            current = draw(logits)
             return i + 1, current, state, ids.write(i, current)
 
         _, _, _, ids = tf.while_loop(lambda i, *_: i < self.len_generated, step,
                                      [tf.constant(1), first, self.out_state, ids],
                                      name='generate')
         self.generated = tf.transpose(ids.stack())
+
+    def step(self, ids, state):
+        """One step of the cells and the dense layer: (logits, state) after the ids [batch]."""
+        output, state = self.cells(tf.one_hot(ids - 1, len(self.vocab)), state)
+        return tf.layers.dense(output, len(self.vocab), None, name='dense', reuse=True), state
 
     def generate(self, sess, seeds=SEEDS, length=200, temperature=None, end=''):
         """Each seed followed by `length` generated characters, in one session call,
@@ -480,41 +323,6 @@ def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
 # Training.
 # ---------------------------------------------------------------------------
 
-def clean_primes(primes, vocab):
-    """The primes without their characters outside vocab (with a warning line); none may be left empty."""
-    cleaned = []
-    for prime in primes:
-        kept = ''.join(ch for ch in prime if ch in vocab)
-        if not kept:
-            raise UserError('--prime {!r}: none of its characters is in the vocabulary'.format(prime))
-        if kept != prime:
-            dropped = ''.join(sorted(set(prime) - set(vocab)))
-            print('warning: --prime {!r}: dropped {!r}, not in the vocabulary'.format(
-                prime, dropped), file=sys.stderr)
-        cleaned.append(kept)
-    return cleaned
-
-
-def resolve_end_marker(args, stored, text=None):
-    """--end-marker if given, else the checkpoint's, else the data's (find_end_marker)."""
-    if args.end_marker is not None:
-        return args.end_marker
-    return stored.get('end_marker', '') if stored else find_end_marker(text)
-
-
-def find_end_marker(text):
-    """The word (nearly) every line of a corpus.EncodedText ends with, as the tweets' _E_, or
-    '': samples end there."""
-    word, count = text.last_word
-    return word if text.lines >= 100 and count >= 0.99 * text.lines else ''
-
-
-def default_seeds(vocab):
-    """The lecture's seeds in this vocabulary: their other characters dropped, empty ones skipped."""
-    seeds = [s for s in (''.join(ch for ch in seed if ch in vocab) for seed in SEEDS) if s]
-    return seeds or [vocab[0]]
-
-
 def evaluate(sess, model, batches):
     """Loss per real character (nats) over the batches."""
     total, count = 0.0, 0
@@ -532,23 +340,16 @@ class Trainer(object):
         # In a cluster each worker trains on its own lines; only the chief writes.
         self.cluster, self.chief = cluster, not cluster or cluster.is_chief
         self.end_marker = end_marker
-        self.folder = folder
         self.batches = cluster.shard(corpus.train) if cluster else corpus.train
+        self.data_seed = [args.seed] + ([cluster.task] if cluster else [])
         self.val_batches = corpus.val.fixed_batches(cfg.batch_size, cfg.eval_batches)
-        self.seeds = default_seeds(model.vocab)
-        self.samples_text = tf.placeholder(tf.string, [], name='samples_text')
-        self.text_summary = tf.summary.text('samples', self.samples_text)
+        self.seeds = decoding.default_seeds(SEEDS, model.vocab)
         self.train_summary = tf.summary.merge([
             tf.summary.scalar('loss_per_char', model.loss_per_char),
             tf.summary.scalar('loss', model.loss),
             tf.summary.scalar('learning_rate', model.learning_rate),
             tf.summary.scalar('gradient_global_norm', model.grad_norm)])
-        self.new_best = tf.placeholder(tf.float32, [], name='new_best')
-        self.set_best = tf.assign(model.best_val_loss, self.new_best)
-        self.checkpoint_name = os.path.join(folder, model_dir.PREFIX)
-        self.best_name = os.path.join(folder, 'best', model_dir.PREFIX)
-        self.saver = runs.rotating_saver(self.checkpoint_name, 3)
-        self.best_saver = runs.rotating_saver(self.best_name, 1)
+        self.checkpoints = model_dir.Checkpoints(folder, model.best_val_loss, cluster)
 
     def train(self, sess):
         """Trains until cfg.steps (0: Ctrl-C or SIGTERM, which save first). Returns 0."""
@@ -569,36 +370,28 @@ class Trainer(object):
         print('training {} ({}, TensorFlow {}): hidden sizes {}, until step {}'.format(
             self.args.model, utils.STACK, tf.version.VERSION, model.hidden_sizes,
             cfg.steps or 'Ctrl-C'))
-        events = os.path.join(self.args.logdir, 'char_rnn', self.args.model)
-        self.writer = runs.event_writer(os.path.join(events, 'train'), sess.graph, self.chief,
-                                         self.step)
-        self.val_writer = runs.event_writer(os.path.join(events, 'val'), None, self.chief,
-                                             self.step)
+        self.events = training.Events(os.path.join(self.args.logdir, 'char_rnn', self.args.model),
+                                      sess.graph, self.chief, self.step)
         try:
             self.loop()
             if self.cluster:
                 print('stopped at global step {} ({}): {} steps of its own'.format(
                     self.step, self.stop.name if self.stop else 'done', self.own_steps))
             if self.chief and self.stop:
-                print('interrupted at step {}: saved {}'.format(self.step, self.save_latest()))
+                print('interrupted at step {}: saved {}'.format(
+                    self.step, self.checkpoints.save_latest(sess, self.step)))
             elif self.chief:
-                best = '' if math.isinf(self.best) else ', best validation loss {:.4f} ' \
-                    'nats/char ({})'.format(self.best, tf.train.latest_checkpoint(
-                        os.path.dirname(self.best_name)))
-                print('done at step {}: latest checkpoint {}{}'.format(
-                    self.step, tf.train.latest_checkpoint(self.folder), best))
+                print(self.checkpoints.done(self.step, self.best))
         finally:
-            self.writer.close()
-            self.val_writer.close()
+            self.events.close()
         return 0
 
     def loop(self):
         model, cfg, sess = self.model, self.cfg, self.sess
         # Fix: the batch order is a function of the position alone (the lecture's read_data
         # reshuffled at every start): a resumed run draws what the uninterrupted one drew.
-        batches = self.batches.batches(cfg.batch_size, [self.args.seed] + (
-            [self.cluster.task] if self.cluster else []),
-            (self.cluster.own_steps(self.step) if self.cluster else self.step) * cfg.batch_size)
+        drawn = self.cluster.own_steps(self.step) if self.cluster else self.step
+        batches = self.batches.batches(cfg.batch_size, self.data_seed, drawn * cfg.batch_size)
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
         # Since the last log line. chars/s counts window positions (batch x window, padding
@@ -613,15 +406,8 @@ class Trainer(object):
             feed[model.seq] = batch
             summarize = (iteration + 1) % cfg.summary_every == 0
             fetches = [model.loss, model.opt] + ([self.train_summary] if summarize else [])
-            try:
-                results = (self.cluster.run(sess, fetches, feed, self.stop) if self.cluster
-                           else sess.run(fetches, feed))
-            except tf.errors.InvalidArgumentError as e:
-                if 'check_numerics' not in str(e):
-                    raise
-                raise UserError('NaN or Inf at step {}: {}; nothing saved, the latest checkpoint '
-                                'is {}'.format(iteration, cli.first_line(e),
-                                               tf.train.latest_checkpoint(self.folder)))
+            results = training.run_step(sess, fetches, feed, iteration, self.cluster, self.stop,
+                                        self.checkpoints.model_dir)
             if results is None:   # a cluster's step, stopped while waiting for the others
                 break
             batch_loss = results[0]
@@ -632,9 +418,9 @@ class Trainer(object):
             loss_sum += batch_loss
             train_time += time.time() - t
             if summarize:
-                self.writer.add_summary(results[2], self.step)
-                self.writer.add_summary(runs.scalar_summary(
-                    chars_per_sec=positions / max(train_time, 1e-9)), self.step)
+                self.events.train.add_summary(results[2], self.step)
+                self.events.scalars(self.events.train, self.step,
+                                    chars_per_sec=positions / max(train_time, 1e-9))
             if (iteration + 1) % cfg.skip_step == 0:
                 # The lecture's two lines, then the loss per real character and the throughput.
                 per_char = loss_sum / max(targets, 1)
@@ -653,9 +439,8 @@ class Trainer(object):
             if runs.passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
                                                                 self.step >= cfg.steps):
                 self.validate()
-                self.save_latest()
-                self.writer.flush()
-                self.val_writer.flush()
+                self.checkpoints.save_latest(sess, self.step)
+                self.events.flush()
 
     def print_samples(self):
         sentences = self.model.generate(self.sess, self.seeds, self.cfg.len_generated,
@@ -663,134 +448,99 @@ class Trainer(object):
         for sentence in sentences:
             print('\t' + sentence)
         # TensorBoard renders Markdown: indented, the samples show as they are.
-        text = '\n'.join('    ' + sentence for sentence in sentences)
-        self.writer.add_summary(self.sess.run(self.text_summary, {self.samples_text: text}),
-                                self.step)
+        self.events.text('samples', '\n'.join('    ' + s for s in sentences), self.step)
 
     def validate(self):
         """Validation loss per character; the best checkpoint when it is the lowest so far."""
         if not self.val_batches:
             return
         val_loss = evaluate(self.sess, self.model, self.val_batches)
-        self.val_writer.add_summary(runs.scalar_summary(loss_per_char=val_loss), self.step)
+        self.events.scalars(self.events.val, self.step, loss_per_char=val_loss)
         improved = val_loss < self.best
         if improved:
             self.best = val_loss
-            self.sess.run(self.set_best, {self.new_best: val_loss})
-            runs.save(self.best_saver, runs.raw_session(self.sess, self.cluster),
-                      self.best_name, self.step)
+            self.checkpoints.save_best(self.sess, self.step, val_loss)
         print('    Validation loss {:.4f} nats/char ({:.4f} bits/char){}'.format(
             val_loss, val_loss / math.log(2),
             ', best so far: saved' if improved else ', best {:.4f}'.format(self.best)))
-
-    def save_latest(self):
-        return runs.save(self.saver, runs.raw_session(self.sess, self.cluster),
-                         self.checkpoint_name, self.step)
 
 
 def train(args, cfg, cluster=None):
     folder = os.path.join(args.checkpoint_dir, args.model)
     if cluster and cluster.start().job == 'ps':
         return cluster.serve()
-    if not cluster or cluster.is_chief:   # the one that writes: its outputs, before any work
-        check_outputs(args)
+    chief = not cluster or cluster.is_chief
+    if chief:   # the one that writes: its outputs, before any work
+        model_dir.check_outputs(args.checkpoint_dir, args.model, args.logdir)
     # One run per model folder: two would rotate each other's checkpoints away.
     with runs.folder_lock(folder, 'another --model or --checkpoint-dir', cluster):
-        return train_in(folder, args, cfg, cluster)
+        run = model_dir.Run(folder, args, cfg, asked_sizes(args), LectureConfig.hidden_sizes,
+                            TRUMP_VOCAB, download(args), chief)
+        split = windows.Corpus(run.text, cfg.window, args.val_frac, args.seed, args.data)
+        print(split.describe(args.data, run.vocab_source))
+        if run.end_marker:
+            print('samples end after {!r}, the end of every line of the data (--end-marker)'
+                  .format(run.end_marker))
+        print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
+              'lines'.format(len(split.train), cfg.window, split.train.n_lines, len(split.val),
+                             split.val.n_lines))
+        settings = training_settings(args, cfg, run.hidden_sizes)
+        print('settings: ' + ', '.join('{} {}'.format(k, v) for k, v in sorted(settings.items())))
+        with tf.Graph().as_default(), distributed.cluster_device(cluster):
+            model = build_model(run.vocab, run.hidden_sizes, args, cfg, cluster)
+            trainer = Trainer(model, cfg, args, split, folder, run.end_marker, cluster)
+
+            def resume(sess):   # (a cluster's chief: each time it makes the session anew)
+                trainer.checkpoints.resume(sess, model.gstep)
+                run.started(settings)
+            with runs.training_session(cluster, trainer.checkpoints.saver, resume,
+                                       args.threads) as sess:
+                return trainer.train(sess)
 
 
-def check_outputs(args):
-    """runs.check_output_dir of every folder training writes to."""
-    runs.check_output_dir(args.checkpoint_dir, '--checkpoint-dir')
-    for folder in (os.path.join(args.checkpoint_dir, args.model),
-                   os.path.join(args.checkpoint_dir, args.model, 'best')):
-        runs.check_output_dir(folder, '--checkpoint-dir')
-    events = os.path.join(args.logdir, 'char_rnn', args.model)
-    runs.check_output_dir(args.logdir, '--logdir')
-    for folder in (events, os.path.join(events, 'train'), os.path.join(events, 'val')):
-        runs.check_output_dir(folder, '--logdir')
+def asked_sizes(args):
+    """The hidden sizes this run asks for: --hidden-sizes, or --config's, else None."""
+    return args.hidden_sizes or (CONFIGS[args.config].hidden_sizes if args.config else None)
 
 
-def train_in(folder, args, cfg, cluster=None):
-    stored, _ = model_dir.read(folder, set_aside=not cluster or cluster.is_chief)
-    text, new = model_dir.read_corpus(args.data, stored['vocab'] if stored else None
-                                      if args.vocab == 'auto' else TRUMP_VOCAB, folder,
-                                      (DATA_URL, DATA_SHA256) if os.path.normpath(args.data)
-                                      == os.path.normpath(DEFAULT_DATA) else None)
-    vocab, vocab_source, hidden_sizes = resolve_shape(args, stored, folder, text)
-    end_marker = resolve_end_marker(args, stored, text)
-    validation = model_dir.validation_settings(args, cfg, text.sha256)
-    if stored is not None:
-        model_dir.check_same_validation(stored, validation, folder)
-    split = windows.Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
-    print(split.describe(args.data, vocab_source))
-    if end_marker:
-        print('samples end after {!r}, the end of every line of the data (--end-marker)'.format(
-            end_marker))
-    print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
-          'lines'.format(len(split.train), cfg.window, split.train.n_lines, len(split.val),
-                         split.val.n_lines))
-    settings = training_settings(args, cfg, hidden_sizes)
-    print('settings: ' + ', '.join('{} {}'.format(k, v) for k, v in sorted(settings.items())))
-    with tf.Graph().as_default(), distributed.cluster_device(cluster):
-        model = build_model(vocab, hidden_sizes, args, cfg, cluster)
-        trainer = Trainer(model, cfg, args, split, folder, end_marker, cluster)
-
-        def resume(sess):   # (a cluster's chief: each time it makes the session anew)
-            ckpt = runs.latest_checkpoint(folder, model_dir.PREFIX)
-            if ckpt:
-                runs.restore(sess, trainer.saver, ckpt)
-                step, best = sess.run([model.gstep, model.best_val_loss])
-                print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
-                      else ', best validation loss {:.4f} nats/char'.format(best)))
-            if new and trainer.chief:
-                model_dir.save_corpus(text, folder)
-            if trainer.chief:   # with this run's settings (an earlier run's are in its log)
-                model_dir.write_config(folder, dict(stored or {
-                    'format': model_dir.CONFIG_FORMAT, 'vocab': vocab,
-                    'vocab_source': vocab_source, 'hidden_sizes': hidden_sizes,
-                    'data': args.data, 'validation': validation, 'end_marker': end_marker},
-                    training=settings))
-        with runs.training_session(cluster, trainer.saver, resume, args.threads) as sess:
-            return trainer.train(sess)
-
-
-def resolve_shape(args, stored, folder, data=None):
-    """(vocab, vocab_source, hidden_sizes): the checkpoint's, else the flags' (model_dir)."""
-    asked = args.hidden_sizes or (CONFIGS[args.config].hidden_sizes if args.config else None)
-    return model_dir.resolve_shape(args, stored, folder, asked, LectureConfig.hidden_sizes,
-                                   TRUMP_VOCAB, data)
+def download(args):
+    """(url, sha256) of the lecture's data when --data is its default path, else None."""
+    default = os.path.normpath(args.data) == os.path.normpath(DEFAULT_DATA)
+    return (DATA_URL, DATA_SHA256) if default else None
 
 
 # ---------------------------------------------------------------------------
-# Generation from a checkpoint.
+# Generation and export from a checkpoint.
 # ---------------------------------------------------------------------------
 
 def trained_model(args):
-    """(folder, config.json, vocab, hidden sizes, the --checkpoint to read) of --model: what
+    """(config.json, vocab, hidden sizes, the --checkpoint to read) of --model: what
     --sample and --export read. UserError when it has no checkpoint."""
     folder = os.path.join(args.checkpoint_dir, args.model)
     stored, latest = model_dir.read(folder)
     if not latest:
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
             folder, args.model))
-    vocab, _, hidden_sizes = resolve_shape(args, stored, folder)
+    vocab, _, hidden_sizes = model_dir.resolve_shape(
+        args, stored, folder, asked_sizes(args), LectureConfig.hidden_sizes, TRUMP_VOCAB)
     ckpt = (latest if args.checkpoint in (None, 'latest') else
             model_dir.choose_checkpoint(folder, args.checkpoint))
-    return folder, stored, vocab, hidden_sizes, ckpt
+    return stored, vocab, hidden_sizes, ckpt
 
 
 def sample(args, cfg):
-    folder, stored, vocab, hidden_sizes, ckpt = trained_model(args)
-    primes = clean_primes(args.prime, vocab) if args.prime else default_seeds(vocab)
+    stored, vocab, hidden_sizes, ckpt = trained_model(args)
+    primes = (decoding.clean_primes(args.prime, vocab) if args.prime
+              else decoding.default_seeds(SEEDS, vocab))
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
         with tf.Session(config=runs.session_config(args.threads)) as sess:
             if args.checkpoint in (None, 'latest'):   # (one rotated away: its successor)
-                runs.restore_latest(sess, tf.train.Saver(), folder, model_dir.PREFIX, ckpt)
+                runs.restore_latest(sess, tf.train.Saver(), os.path.dirname(ckpt),
+                                    model_dir.PREFIX, ckpt)
             else:
                 runs.restore(sess, tf.train.Saver(), ckpt)
-            end = resolve_end_marker(args, stored)
+            end = model_dir.resolve_end_marker(args, stored)
             for sentence in model.generate(sess, primes, cfg.len_generated, end=end):
                 print(sentence)
     return 0
@@ -798,24 +548,118 @@ def sample(args, cfg):
 
 def export_model(args, cfg):
     """--export: the --checkpoint (the latest by default) as a SavedModel (tf1rnn/export.py)."""
-    _, stored, vocab, hidden_sizes, ckpt = trained_model(args)
+    stored, vocab, hidden_sizes, ckpt = trained_model(args)
 
     def build(seq):
         """CharRNN's layers over the id rows seq: (logits, final states, one step)."""
         model = CharRNN(vocab, hidden_sizes)
         model.create_rnn(tf.one_hot(seq - 1, len(vocab)))
-        dense = lambda output, reuse: tf.layers.dense(output, len(vocab), None, name='dense',
-                                                      reuse=reuse)
+        logits = tf.layers.dense(model.output, len(vocab), None, name='dense')
+        return logits, model.out_state, model.step
 
-        def step(ids, states):   # as create_generator's
-            output, states = model.cells(tf.one_hot(ids - 1, len(vocab)), states)
-            return dense(output, True), states
-        return dense(model.output, None), model.out_state, step
-
-    path = export.export_char_rnn(args.export, ckpt, vocab, resolve_end_marker(args, stored),
-                                  build, cfg.temperature, cfg.len_generated, args.threads)
+    path = export.export_char_rnn(args.export, ckpt, vocab,
+                                  model_dir.resolve_end_marker(args, stored), build,
+                                  cfg.temperature, cfg.len_generated, args.threads)
     print('exported {} to {}'.format(ckpt, path))
     return 0
+
+# ---------------------------------------------------------------------------
+# Flags and main.
+# ---------------------------------------------------------------------------
+
+def lr_decay(text):
+    """--lr-decay: 'cosine' or a positive rate."""
+    return 'cosine' if text == 'cosine' else decay_rate(text)
+
+
+decay_rate = cli.number(float, low=0, high=1, low_open=True)
+lr_decay.range = 'cosine, or ' + decay_rate.range
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description='Character-level RNN (CS20 lecture 11): train on a text file, or generate '
+                    'from the latest checkpoint with --sample.',
+        formatter_class=cli.HelpFormatter)
+    add = p.add_argument
+    add('--data', default=DEFAULT_DATA, help='UTF-8 text file, one example per line; the '
+        'default is downloaded (sha256 checked) when missing')
+    add('--model', default=None, type=cli.name, help='model name: checkpoints in '
+        'CHECKPOINT_DIR/MODEL, events in LOGDIR/char_rnn/MODEL (default: trump_tweets; '
+        '--config ten-minutes: trump_tweets-ten-minutes)')
+    add('--config', choices=sorted(CONFIGS), default=None, help='hyperparameter set, which '
+        'other flags override (ten-minutes: the lowest validation loss in ten minutes on 2 '
+        'CPU cores; tiny: smoke tests) (default: lecture, or the checkpoint\'s model shape)')
+    add('--hidden-sizes', default=None, type=cli.int_list, metavar='N,N',
+        help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the checkpoint\'s)')
+    add('--vocab', choices=['trump', 'auto'], default=None, help='trump: the lecture\'s '
+        'character string; auto: every character of DATA; stored with the checkpoint '
+        '(default: the checkpoint\'s, else trump)')
+    # The config's numbers (None: the config's own; make_config applies them).
+    add('--steps', type=cli.non_negative_int, default=None, help='train until the global step '
+        'reaches this (re-run to finish); 0: until Ctrl-C (default: 5000; tiny: 20)')
+    add('--batch-size', type=cli.positive_int, default=None, help='windows per batch '
+        '(default: 64)')
+    add('--window', type=cli.window, default=None, help='characters per training window, '
+        'overlapping by half (default: 50)')
+    add('--lr', type=cli.positive_float, default=None, help='Adam learning rate '
+        '(default: 0.0003)')
+    add('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine', help='multiply the '
+        'rate by RATE every --decay-steps (exponential_decay, staircase), or cosine: down to a '
+        'tenth at --decay-steps (default: the config\'s; lecture: none)')
+    add('--decay-steps', type=cli.positive_int, default=None, help='steps per --lr-decay '
+        '(default: 1000; with cosine, --steps)')
+    add('--warmup', type=cli.non_negative_int, default=None, metavar='STEPS', help='raise the '
+        'learning rate linearly over the first STEPS steps (default: the config\'s; lecture: 0)')
+    add('--clip', type=cli.number(float, low=0), default=None, metavar='NORM', help='clip '
+        'gradients to this global norm, 0: no clipping (default: the config\'s; lecture: 0)')
+    add('--skip-step', type=cli.positive_int, default=None, help='print the loss every N steps '
+        '(default: 1, as the lecture)')
+    add('--sample-every', type=cli.non_negative_int, default=None, help='print samples every '
+        'N steps, 0: never (default: 100)')
+    add('--eval-every', type=cli.positive_int, default=None, help='validation loss, latest and '
+        'best checkpoints every N steps (default: 100)')
+    add('--eval-batches', type=cli.non_negative_int, default=None, help='validation batches '
+        'per evaluation, 0: all (default: 20)')
+    add('--summary-every', type=cli.positive_int, default=None, help='TensorBoard training '
+        'scalars every N steps (default: 10)')
+    add('--graph', choices=['fast', 'lecture'], default='fast', help='fast: the GRU layers by '
+        'kernels.gru_stack; lecture: MultiRNNCell in dynamic_rnn. The same model, loss, '
+        'gradients and checkpoints; --keep-prob < 1 runs the lecture graph')
+    add('--loss', choices=['masked', 'lecture'], default='masked', help='masked: padded '
+        'targets add nothing; lecture: its softmax_cross_entropy_with_logits on one-hot '
+        'labels, which gives a padded target the gradient softmax(logits) (lecture graph)')
+    add('--keep-prob', type=cli.probability, default=1.0, help='DropoutWrapper output keep '
+        'probability while training (1: no dropout)')
+    add('--val-frac', type=cli.fraction, default=0.05, help='fraction of the lines held out '
+        'for the validation loss')
+    add('--seed', type=cli.seed, default=0, help='random seed: initialisation, validation '
+        'split, data order, sampling')
+    add('--checkpoint-dir', default='checkpoints', help='checkpoints root')
+    add('--logdir', default='logdir', help='TensorBoard events root')
+    add('--threads', type=cli.non_negative_int, default=0, help='TensorFlow intra- and '
+        'inter-op threads, 0: TensorFlow decides')
+    # Generation and export.
+    add('--sample', action='store_true', help='generate from the latest checkpoint and exit, '
+        'no training')
+    add('--export', default=None, metavar='DIR', help='write the checkpoint as a SavedModel '
+        'to DIR/<version> (1, 2, ...) with signatures generate, score and step '
+        '(docs/export.md), and exit, no training')
+    add('--checkpoint', default=None, metavar='latest|best|STEP|PATH', help='with --sample or '
+        '--export: the latest (default), the best (lowest validation loss), the one of '
+        'global step STEP, or the one at PATH')
+    add('--prime', action='append', default=None, metavar='TEXT', help='with --sample: seed '
+        'text, repeatable (default: the lecture\'s seeds)')
+    add('--end-marker', default=None, metavar='TEXT', help='a sample ends after this text '
+        '(nothing after a line\'s end was trained); \'\': always --length characters '
+        '(default: the word every line of the data ends with, as the tweets\' _E_)')
+    add('-n', '--length', type=cli.positive_int, default=None, help='characters to generate '
+        'after each seed (default: 200)')
+    decoding.add_flags(p)
+    distributed.add_cluster_flags(p)
+    args = p.parse_args(argv)
+    args.model = args.model or CONFIGS[args.config or 'lecture'].model
+    return args
 
 
 def main(argv=None):

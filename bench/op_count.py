@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, 'bench'))
 
 import common  # noqa: E402
 import utils  # noqa: E402
-from tf1rnn import runs
+from tf1rnn import decoding, runs
 from utils import tf  # noqa: E402
 
 MATMULS = ('MatMul', '_FusedMatMul', 'BatchMatMul', 'BatchMatMulV2', 'BlockLSTM', 'GRUBlockCell')
@@ -50,7 +50,7 @@ def generation_graph(tweets):
     cfg = char_rnn.make_config(args)
     model = char_rnn.build_model(char_rnn.TRUMP_VOCAB, cfg.hidden_sizes, args, cfg)
     seeds = utils.pad([utils.vocab_encode(seed, model.vocab)
-                       for seed in char_rnn.default_seeds(model.vocab)])
+                       for seed in decoding.default_seeds(char_rnn.SEEDS, model.vocab)])
     return model.seq, model.generated, lambda i: seeds
 
 

@@ -5,7 +5,7 @@ public functions and classes and timing the step its training loop runs, so a
 change of the scripts' interface is fixed here only.
 
     char_rnn:  parse_args, make_config, build_model -> CharRNN (seq, loss, opt,
-               generate), TRUMP_VOCAB, default_seeds; its windows.Corpus(...).train.batches
+               generate), TRUMP_VOCAB, SEEDS; its windows.Corpus(...).train.batches
     mnist_rnn: MnistRnn (optimize, loss, accuracy), DataSet(...).batches,
                NotebookConfig, INPUT_UNITS, MAX_SEQ_LEN
 """
@@ -75,10 +75,11 @@ def char_generate(repeats, seed=0):
     char_rnn = _script('char_rnn')
     if char_rnn is None:
         return common.skipped('char_rnn.py not found')
+    from tf1rnn import decoding
     from tf1rnn.runs import session_config
     from utils import tf
     _, cfg, vocab, model = _char_model(char_rnn, char_rnn.DEFAULT_DATA, seed)
-    seeds = char_rnn.default_seeds(vocab)
+    seeds = decoding.default_seeds(char_rnn.SEEDS, vocab)
     with tf.Session(config=session_config(THREADS)) as sess:
         sess.run(tf.global_variables_initializer())
         model.generate(sess, seeds, common.LEN_GENERATED)   # warm-up

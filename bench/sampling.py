@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import char_rnn  # noqa: E402
 import utils  # noqa: E402
-from tf1rnn import cli, corpus, model_dir, runs, windows
+from tf1rnn import cli, corpus, decoding, model_dir, runs, windows
 from utils import tf  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +76,7 @@ def main(argv=None):
     validation = stored.get('validation', {})
     split = windows.Corpus(corpus.encode_lines(lines, vocab), 50,
                            validation.get('val_frac', 0.05), validation.get('seed', 0))
-    seeds = char_rnn.default_seeds(vocab)
+    seeds = decoding.default_seeds(char_rnn.SEEDS, vocab)
     rows = []
     for sampling, temperature in ROWS:
         cargs = char_rnn.parse_args(['--sampling', sampling, '--seed', '0'])

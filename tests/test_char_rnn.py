@@ -19,7 +19,7 @@ import pytest
 
 import char_rnn
 import utils
-from tf1rnn import cli, corpus, files, runs, windows
+from tf1rnn import cli, corpus, decoding, files, model_dir, runs, windows
 from tf1rnn.model_dir import CONFIG_FILE, ENCODED_FILE
 import lecture_reference
 from utils import tf
@@ -259,7 +259,7 @@ def _draw_frequencies(logits, temperature, sampling, draws=40000, top_k=0, greed
     """Frequencies of the ids sample_ids draws from one row of logits."""
     with tf.Graph().as_default(), tf.Session() as sess:
         tf.set_random_seed(0)
-        ids = char_rnn.sample_ids(tf.constant([logits] * draws, tf.float32), temperature,
+        ids = decoding.sample_ids(tf.constant([logits] * draws, tf.float32), temperature,
                                   sampling, tf.constant(top_k), tf.constant(greedy))
         drawn = sess.run(ids)
     assert drawn.min() >= 1 and drawn.max() <= len(logits)   # ids, 0 is padding
@@ -285,7 +285,7 @@ def test_lecture_sampling_draws_exp_exp_at_any_temperature(logits, temperature):
     """exp(logits / T) overflowed past 88: the most likely character became impossible."""
     want = _exact(logits, temperature, 'lecture')
     with tf.Graph().as_default(), tf.Session() as sess:
-        probs = sess.run(tf.nn.softmax(char_rnn.lecture_logits(
+        probs = sess.run(tf.nn.softmax(decoding.lecture_logits(
             tf.constant([logits], tf.float32), temperature)))[0]
     np.testing.assert_allclose(probs, want, atol=1e-6)
     got = _draw_frequencies(logits, temperature, 'lecture')
@@ -352,7 +352,7 @@ def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):
     lines = ['word {} _E_'.format(i) for i in range(150)]
     for some, marker in ((lines, '_E_'), (lines[:99], ''),   # too few lines to tell
                          (lines[:140] + ['x y'] * 10, '')):
-        assert char_rnn.find_end_marker(corpus.encode_lines(some)) == marker
+        assert model_dir.find_end_marker(corpus.encode_lines(some)) == marker
     model, sess = make_model('abcd', (8, 8), seed=2)
     cut = model.generate(sess, ['ab'] * 40, 30, end='c')
     whole = model.generate(sess, ['ab'] * 40, 30)
@@ -591,7 +591,7 @@ def test_new_pipeline_splits_and_batches_as_the_old_one(vocab, lines, window, va
     assert new.describe('c', vocab) == old.describe('c', vocab)
     assert list(new.dropped.items()) == list(old.dropped.items())
     assert (new.lines, new.chars, new.kept) == (old.lines, old.chars, old.kept)
-    assert char_rnn.find_end_marker(text) == old_find_end_marker(text_lines)
+    assert model_dir.find_end_marker(text) == old_find_end_marker(text_lines)
     for got, want in ((new.train, old.train), (new.val, old.val)):
         assert (len(got), got.n_lines) == (len(want), want.n_lines)
         for limit in (0, 2):
@@ -625,7 +625,7 @@ def test_end_marker_as_before(lines, marker, tmp_path):
     path = tmp_path / 'c.txt'
     path.write_bytes('\n'.join(lines).encode('utf-8'))
     for text in (corpus.encode_lines(lines), corpus.encode_file(str(path), block_bytes=64)):
-        assert char_rnn.find_end_marker(text) == marker
+        assert model_dir.find_end_marker(text) == marker
 
 
 MEASURE_MEMORY = '''
@@ -1272,11 +1272,11 @@ def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, mes
 
 
 def test_sample_ids_stay_in_the_vocabulary_at_the_lowest_temperature():
-    low = char_rnn.TEMPERATURE_RANGE[0]
+    low = decoding.TEMPERATURE_RANGE[0]
     logits = np.array([[-100.0, 30.0, 100.0, 99.0], [5.0, -5.0, 0.0, 4.0]], np.float32)
     with tf.Graph().as_default(), tf.Session() as sess:
         for sampling in ('softmax', 'lecture'):
-            ids = sess.run(char_rnn.sample_ids(tf.constant(logits), tf.constant(low), sampling))
+            ids = sess.run(decoding.sample_ids(tf.constant(logits), tf.constant(low), sampling))
             assert list(ids) == [3, 1]   # the argmax (id = column + 1): greedy, in range
 
 
@@ -1284,7 +1284,7 @@ def test_sample_ids_stay_in_the_vocabulary_at_the_lowest_temperature():
 def test_sampling_at_the_temperature_bound_works_and_below_it_is_refused(sampling, trained,
                                                                           tmp_path, capsys):
     data = copy_trained(trained, tmp_path)
-    low = char_rnn.TEMPERATURE_RANGE[0]
+    low = decoding.TEMPERATURE_RANGE[0]
     code, out, err = run(tiny_args(tmp_path, data, '--sample', '--sampling', sampling,
                                    '--temperature', repr(low), '--prime', 'make'), capsys)
     assert code == 0, err

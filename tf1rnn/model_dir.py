@@ -3,12 +3,14 @@ vocabulary, model shape and end marker a checkpoint needs, and the settings that
 resume) and data.encoded (the data's ids, for a quick resume); the refusals of a resume
 that would not continue the same model."""
 import json
+import math
 import os
 import re
 import sys
 
 from tf1rnn import corpus, files, runs
 from tf1rnn.cli import UserError
+from utils import tf
 
 PREFIX = 'char-rnn'             # checkpoints PREFIX-STEP.*, best/PREFIX-STEP.*
 CONFIG_FILE = 'config.json'
@@ -74,21 +76,27 @@ def write_config(model_dir, stored):
     runs.write_json(os.path.join(model_dir, CONFIG_FILE), stored)
 
 
-def read_corpus(path, vocab, model_dir, download=None):
+def read_corpus(path, vocab, model_dir, download=None, sha256=None):
     """(corpus.EncodedText of path in vocab (None: its own), whether it is newly encoded):
     from model_dir's data.encoded when that holds it (same data and vocabulary), else from
-    path. download: (url, sha256) of a file fetched when path is missing."""
-    if download and not os.path.exists(path):
-        print('{} is missing: downloading {}'.format(path, download[0]), file=sys.stderr)
-        files.download(download[0], path, download[1])
+    path. download: (url, sha256) of a file fetched when path is missing; sha256: the file's,
+    when the caller has it."""
+    fetch(path, download)
     encoded = os.path.join(model_dir, ENCODED_FILE)
     if os.path.exists(encoded):
-        text, why_not = corpus.load_encoded(encoded, corpus.file_sha256(path), vocab)
+        text, why_not = corpus.load_encoded(encoded, sha256 or corpus.file_sha256(path), vocab)
         if text:
             print('{}: encoded in {}'.format(path, encoded))
             return text, False
         print('{} is {}: encoding {} again'.format(encoded, why_not, path))
     return corpus.encode_file(path, vocab), True
+
+
+def fetch(path, download=None):
+    """Downloads (url, sha256) to path when path is missing."""
+    if download and not os.path.exists(path):
+        print('{} is missing: downloading {}'.format(path, download[0]), file=sys.stderr)
+        files.download(download[0], path, download[1])
 
 
 def save_corpus(text, model_dir):
@@ -119,13 +127,6 @@ def resolve_shape(args, stored, model_dir, asked_sizes, default_sizes, trump_voc
     return vocab, source, list(asked_sizes or default_sizes)
 
 
-def validation_settings(args, cfg, data_sha256):
-    """What decides the validation loss: the data, the held-out lines, the windows evaluated."""
-    return {'data_sha256': data_sha256, 'seed': args.seed,
-            'val_frac': args.val_frac, 'window': cfg.window,
-            'windows_evaluated': cfg.batch_size * cfg.eval_batches}
-
-
 def check_same_validation(stored, validation, model_dir):
     """Fix: a resumed run on other data, --seed, --val-frac, --window or validation batches
     measured another validation set against the stored best loss. One clear error instead."""
@@ -138,3 +139,115 @@ def check_same_validation(stored, validation, model_dir):
         raise UserError('{} was trained with another validation set: {}; its best validation '
                         'loss would not compare. Resume with the same data and flags, or use '
                         'another --model'.format(model_dir, changed))
+
+
+class Run(object):
+    """What a training run in model_dir reads before it builds the model: the stored
+    config (None for a new model), the data, the vocabulary, shape and end marker, the
+    validation settings; started() writes config.json and data.encoded."""
+
+    def __init__(self, model_dir, args, cfg, asked_sizes, default_sizes, trump_vocab,
+                 download=None, chief=True):
+        self.model_dir, self.args, self.cfg, self.chief = model_dir, args, cfg, chief
+        self.stored, _ = read(model_dir, set_aside=chief)
+        sha256 = None
+        if self.stored is not None:
+            # Fix: compare what the stored settings bind before the expensive part (encoding
+            # a gigabyte takes about 40 s): the file's sha256 is one quick read.
+            fetch(args.data, download)
+            sha256 = corpus.file_sha256(args.data)
+            check_same_validation(self.stored, self.validation_for(sha256), model_dir)
+        vocab = (self.stored['vocab'] if self.stored else
+                 None if args.vocab == 'auto' else trump_vocab)
+        self.text, self.new = read_corpus(args.data, vocab, model_dir, download, sha256)
+        self.vocab, self.vocab_source, self.hidden_sizes = resolve_shape(
+            args, self.stored, model_dir, asked_sizes, default_sizes, trump_vocab, self.text)
+        self.end_marker = resolve_end_marker(args, self.stored, self.text)
+        self.validation = self.validation_for(self.text.sha256)
+        if self.stored is not None:
+            check_same_validation(self.stored, self.validation, model_dir)
+
+    def validation_for(self, sha256):
+        """What decides the validation loss: the data, the held-out lines, the windows."""
+        args, cfg = self.args, self.cfg
+        return {'data_sha256': sha256, 'seed': args.seed, 'val_frac': args.val_frac,
+                'window': cfg.window, 'windows_evaluated': cfg.batch_size * cfg.eval_batches}
+
+    def started(self, settings):
+        """The run's files once its session holds the weights: data.encoded (when newly
+        encoded) and config.json with this run's settings (an earlier run's are in its
+        log)."""
+        if not self.chief:
+            return
+        if self.new:
+            save_corpus(self.text, self.model_dir)
+        write_config(self.model_dir, dict(self.stored or {
+            'format': CONFIG_FORMAT, 'vocab': self.vocab, 'vocab_source': self.vocab_source,
+            'hidden_sizes': self.hidden_sizes, 'data': self.args.data,
+            'validation': self.validation, 'end_marker': self.end_marker},
+            training=settings))
+
+
+def resolve_end_marker(args, stored, text=None):
+    """--end-marker if given, else the checkpoint's, else the data's (find_end_marker)."""
+    if args.end_marker is not None:
+        return args.end_marker
+    return stored.get('end_marker', '') if stored else find_end_marker(text)
+
+
+def find_end_marker(text):
+    """The word (nearly) every line of a corpus.EncodedText ends with, as the tweets' _E_, or
+    '': samples end there."""
+    word, count = text.last_word
+    return word if text.lines >= 100 and count >= 0.99 * text.lines else ''
+
+
+def check_outputs(checkpoint_dir, model, logdir):
+    """runs.check_output_dir of every folder training writes to."""
+    runs.check_output_dir(checkpoint_dir, '--checkpoint-dir')
+    for folder in (os.path.join(checkpoint_dir, model),
+                   os.path.join(checkpoint_dir, model, 'best')):
+        runs.check_output_dir(folder, '--checkpoint-dir')
+    events = os.path.join(logdir, 'char_rnn', model)
+    runs.check_output_dir(logdir, '--logdir')
+    for folder in (events, os.path.join(events, 'train'), os.path.join(events, 'val')):
+        runs.check_output_dir(folder, '--logdir')
+
+
+class Checkpoints(object):
+    """The model folder's latest checkpoints (3 kept) and its best one (best/, the lowest
+    validation loss), and the best loss, a variable saved with the weights so that a resumed
+    run keeps its best."""
+
+    def __init__(self, model_dir, best_val_loss, cluster=None):
+        self.model_dir, self.cluster, self.best_val_loss = model_dir, cluster, best_val_loss
+        self.latest_name = os.path.join(model_dir, PREFIX)
+        self.best_name = os.path.join(model_dir, 'best', PREFIX)
+        self.saver = runs.rotating_saver(self.latest_name, 3)
+        self.best_saver = runs.rotating_saver(self.best_name, 1)
+        self.new_best = tf.placeholder(tf.float32, [], name='new_best')
+        self.set_best = tf.assign(best_val_loss, self.new_best)
+
+    def resume(self, sess, gstep):
+        """Restores the latest intact checkpoint, if any, with a line saying so."""
+        ckpt = runs.latest_checkpoint(self.model_dir, PREFIX)
+        if ckpt:
+            runs.restore(sess, self.saver, ckpt)
+            step, best = sess.run([gstep, self.best_val_loss])
+            print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
+                  else ', best validation loss {:.4f} nats/char'.format(best)))
+
+    def save_latest(self, sess, step):
+        return runs.save(self.saver, runs.raw_session(sess, self.cluster), self.latest_name,
+                         step)
+
+    def save_best(self, sess, step, loss):
+        sess.run(self.set_best, {self.new_best: loss})
+        runs.save(self.best_saver, runs.raw_session(sess, self.cluster), self.best_name, step)
+
+    def done(self, step, best):
+        """The line a run that reached its last step ends with."""
+        return 'done at step {}: latest checkpoint {}{}'.format(
+            step, tf.train.latest_checkpoint(self.model_dir), '' if math.isinf(best) else
+            ', best validation loss {:.4f} nats/char ({})'.format(
+                best, tf.train.latest_checkpoint(os.path.dirname(self.best_name))))
