@@ -2,11 +2,15 @@
 against a plain reading of the file."""
 import itertools
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from test_corpus import reference, write_code
 import utils
 from tf1rnn import cli, corpus, streams
@@ -228,3 +232,41 @@ def test_only_offsets_are_kept():
 def test_bits():
     assert streams.bits(math.log(2)) == pytest.approx(1.0)
     assert streams.bits(1.0) == pytest.approx(1.4427, abs=1e-4)
+
+
+MEASURE_MEMORY = '''
+import sys
+from tf1rnn import corpus, streams
+text = corpus.encode_file(sys.argv[1], mode=corpus.STREAM)
+split = streams.Split(text.ids)
+batches = streams.Streams(split.train, 64, 50).batches([0], 12345)
+for _ in range(3):
+    next(batches)
+for batch, reset in streams.EvalBatches(split.val, 64, 50):
+    pass
+with open('/proc/self/status') as f:   # ru_maxrss would start at the parent's RSS
+    peak = [line.split()[1] for line in f if line.startswith('VmHWM:')][0]
+print(int(peak) * 1024, text.chars)
+'''
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/status'), reason='reads VmHWM (Linux)')
+def test_memory_grows_by_under_2_bytes_per_character(tmp_path):
+    """Peak RSS of stream mode's data, encoded, split, drawn and evaluated whole, for 2 and
+    16 MB of text without a line break: the difference per character of the difference
+    (the ids alone take 1 byte a character)."""
+    rng = np.random.RandomState(0)
+    block = ''.join(rng.choice(list('abcdefgh \t\xe9\u4e2d'), 1 << 20))
+    runs = []
+    for copies in (2, 16):
+        path = tmp_path / 'c{}.txt'.format(copies)
+        path.write_text(block * copies, encoding='utf-8')
+        proc = subprocess.run([sys.executable, '-c', MEASURE_MEMORY, str(path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs.append([int(n) for n in proc.stdout.split()[-2:]])
+        path.unlink()
+    (small, small_chars), (large, large_chars) = runs
+    per_char = (large - small) / (large_chars - small_chars)
+    assert 0.5 < per_char < 2, per_char
