@@ -153,6 +153,12 @@ def test_stream_mode_errors(tmp_path):
     assert (text.vocab, text.ids.tolist(), text.lines, text.chars) == ('\n', [1, 1, 1], 3, 3)
     with pytest.raises(cli.UserError, match='is empty'):
         corpus.encode_file(str(breaks))
+    for raw, want in ((b'x\r', 'x\r'), (b'x\r\r\n\r', 'x\r\n\r'), (b'\r\n', '\n'),
+                      (b'\xc3\xa9\r\n\xf0\x9f\x93\x88', '\xe9\n\U0001f4c8')):
+        breaks.write_bytes(raw)
+        for block in (1, 2, 100):
+            text = corpus.encode_file(str(breaks), None, block, corpus.STREAM)
+            assert utils.vocab_decode(text.ids, text.vocab) == want, (raw, block)
     bad = tmp_path / 'bad.txt'
     bad.write_bytes('\u4e2d line\n'.encode('utf-8') * 50 + b'x' * 70 + b'caf\xc3\xa9 \xe3\x81 x\n')
     with pytest.raises(cli.UserError) as lines:

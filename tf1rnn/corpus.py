@@ -16,7 +16,7 @@ from tf1rnn.cli import UserError, first_line
 from tf1rnn.files import sha256_of
 
 
-BLOCK_BYTES = 1 << 18       # read and encoded at a time: whole lines (a longer line whole)
+BLOCK_BYTES = 1 << 18       # read and encoded at a time (lines: whole, a longer line whole)
 LINES, STREAM = 'lines', 'stream'
 # The format of save_encoded's files per mode: 1, lines, as it always was (older versions
 # still read it); 2 names its mode (stream), and older versions refuse it rather than take
@@ -129,7 +129,7 @@ class _Encoder(object):
         self.lengths.append(widths.astype(np.int32 if len(cps) < 2 ** 31 else np.int64))
 
     def add_stream(self, cps):
-        """Encodes every character of cps, uint32 code points ('\r\n' as '\n'; a '\r'
+        """Encodes every character of cps, uint32 code points ('\\r\\n' as '\\n'; a '\\r'
         ending cps is kept: the caller cuts blocks elsewhere)."""
         keep = None
         returns = np.flatnonzero(cps[:-1] == 13)
@@ -299,8 +299,8 @@ def _code_points(data, path, line_number, column=0):
 
 
 def _stream_cut(buffer):
-    """Where to cut UTF-8 bytes so that no character, nor a '\r\n', is cut in two: before
-    the last character when it is not ASCII (it may be incomplete) or is a '\r'."""
+    """Where to cut UTF-8 bytes so that no character, nor a '\\r\\n', is cut in two:
+    before the last character when it is not ASCII (it may be incomplete) or is a '\\r'."""
     for i in range(len(buffer) - 1, max(len(buffer) - 5, -1), -1):
         if buffer[i] & 0xC0 != 0x80:   # not a continuation byte: a character starts here
             return i + 1 if buffer[i] < 0x80 and buffer[i] != 13 else i
@@ -412,9 +412,9 @@ def load_encoded(path, sha256, vocab=None, mode=LINES):
             if f.readline() != ENCODED_MAGIC:
                 return None, 'not an encoded text'
             meta = json.loads(f.readline().decode('utf-8'))
-            stored = meta.get('mode', LINES) if meta.get('format') == 2 else LINES
-            if (meta.get('format') not in ENCODED_FORMATS.values()
-                    or ENCODED_FORMATS.get(stored) != meta['format']):
+            form = meta.get('format')
+            stored = meta.get('mode') if form == ENCODED_FORMATS[STREAM] else LINES
+            if ENCODED_FORMATS.get(stored) != form:   # and format 2 names its mode
                 return None, 'written by another version'
             if meta['sha256'] != sha256:
                 return None, 'of other data (sha256 {}...)'.format(str(meta['sha256'])[:12])
