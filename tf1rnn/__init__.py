@@ -10,6 +10,7 @@ each module imports only those below it:
     kernels      the fast graphs: gru_stack, the fused LSTM
     corpus       a text file as vocabulary ids, in bounded memory, and its cache
     windows      char_rnn.py's windows, split and batched in a resumable order
+    streams      char_rnn.py's stream mode: contiguous splits, streams carrying the state
     mnist_data   MNIST's IDX files, split as TF1's read_data_sets
     runs         signals, sessions, checkpoints, folder locks, JSON and event files
     stats        comparisons over seeds: intervals, verdicts, tables, plots

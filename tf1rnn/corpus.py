@@ -1,5 +1,9 @@
 """A UTF-8 text file as one array of vocabulary ids, read in blocks in bounded memory, and
-its encoded copy beside the checkpoint (char_rnn.py's data)."""
+its encoded copy beside the checkpoint (char_rnn.py's data).
+
+Two modes: LINES, the file's lines stripped as str.strip does, their line breaks dropped
+(one training sequence per line); STREAM, the file as one sequence, every character kept
+(line breaks, indentation, blank lines), '\r\n' read as '\n'."""
 import collections
 import hashlib
 import json
@@ -12,8 +16,12 @@ from tf1rnn.cli import UserError, first_line
 from tf1rnn.files import sha256_of
 
 
-BLOCK_BYTES = 1 << 18       # read and encoded at a time: whole lines (a longer line whole)
-ENCODED_FORMAT = 1          # of the files save_encoded writes
+BLOCK_BYTES = 1 << 18       # read and encoded at a time (lines: whole, a longer line whole)
+LINES, STREAM = 'lines', 'stream'
+# The format of save_encoded's files per mode: 1, lines, as it always was (older versions
+# still read it); 2 names its mode (stream), and older versions refuse it rather than take
+# it for lines.
+ENCODED_FORMATS = {LINES: 1, STREAM: 2}
 _HASH_BASE = np.uint64(0x100000001B3)
 _HASH_LENGTH = np.uint64(0x9E3779B97F4A7C15)
 _HASHED_CHARS = 64          # longer last words are hashed one at a time
@@ -46,7 +54,8 @@ def _space_table():
 
 
 class EncodedText(object):
-    """The lines of a text, stripped as str.strip does, as one array of vocabulary ids.
+    """The lines of a text, stripped as str.strip does, as one array of vocabulary ids (mode
+    LINES); or (mode STREAM) every character of the text, lengths then one length, all ids.
 
     ids: the ids (1..len(vocab); 0 is padding, never stored) of the lines' characters in the
     vocabulary, line after line, in the narrowest unsigned dtype (uint8 up to 255 characters);
@@ -57,20 +66,24 @@ class EncodedText(object):
     count), the last word of more than half of the non-empty lines and on how many it is,
     else ('', 0); sha256: of the file's bytes (None for text given in memory); auto: the
     vocabulary is every character of the text, sorted.
+    In STREAM mode, lines counts every line (blank ones too), chars every character (line
+    breaks included, '\r\n' one), and last_word is ('', 0).
     """
 
     def __init__(self, vocab, ids, lengths, lines, chars, dropped, last_word, sha256=None,
-                 auto=False):
+                 auto=False, mode=LINES):
         self.vocab, self.ids, self.lengths = vocab, ids, lengths
         self.lines, self.chars, self.dropped = lines, chars, dropped
         self.last_word, self.sha256, self.auto = tuple(last_word), sha256, auto
+        self.mode = mode
 
 
 class _Encoder(object):
-    """Encodes blocks of whole lines (code points) into one growing id array."""
+    """Encodes blocks of whole lines (add), or of any characters (add_stream), into one
+    growing id array."""
 
-    def __init__(self, vocab, capacity):
-        self.vocab = vocab
+    def __init__(self, vocab, capacity, mode=LINES):
+        self.vocab, self.mode = vocab, mode
         if vocab is None:   # ids in order of first appearance, renumbered by finish()
             self.seen = 0
             self.table = np.zeros(0x110000, np.uint8)
@@ -83,6 +96,7 @@ class _Encoder(object):
         self.size = 0
         self.lengths, self.keys, self.words, self.dropped = [], [], {}, {}
         self.lines = self.chars = 0
+        self.open_line = False   # STREAM: the characters so far end inside a line
 
     def add(self, cps):
         """Encodes the lines of cps, uint32 code points of whole lines separated by '\\n'."""
@@ -100,18 +114,8 @@ class _Encoder(object):
         self.lines += len(widths)
         self.chars += int(widths.sum())
         self._last_words(cps, first, last)
-        lookup = np.take(self.table, cps)
-        if self.vocab is None:
-            unseen = (lookup == 0) & keep
-            if unseen.any():
-                new = np.unique(cps[unseen])
-                self.seen += len(new)
-                self.table = self.table.astype(id_dtype(self.seen), copy=False)
-                self.table[new] = np.arange(self.seen - len(new) + 1, self.seen + 1)
-                lookup = np.take(self.table, cps)
-            ids = lookup[keep]
-        else:
-            ids = lookup[keep]
+        ids = self._lookup(cps, keep)
+        if self.vocab is not None:
             known = ids != 0
             if not known.all():
                 self._count_dropped(cps[keep][~known])
@@ -123,6 +127,44 @@ class _Encoder(object):
                 widths = np.diff(before[bounds])
         self._append(ids)
         self.lengths.append(widths.astype(np.int32 if len(cps) < 2 ** 31 else np.int64))
+
+    def add_stream(self, cps):
+        """Encodes every character of cps, uint32 code points ('\\r\\n' as '\\n'; a '\\r'
+        ending cps is kept: the caller cuts blocks elsewhere)."""
+        keep = None
+        returns = np.flatnonzero(cps[:-1] == 13)
+        returns = returns[cps[returns + 1] == 10]
+        if len(returns):
+            keep = np.ones(len(cps), bool)
+            keep[returns] = False
+        chars = len(cps) - len(returns)
+        if not chars:
+            return
+        self.chars += chars
+        ends_open = bool(cps[-1] != 10)
+        self.lines += int(np.count_nonzero(cps == 10)) + ends_open - self.open_line
+        self.open_line = ends_open
+        ids = self._lookup(cps, keep)
+        if self.vocab is not None:
+            known = ids != 0
+            if not known.all():
+                self._count_dropped((cps if keep is None else cps[keep])[~known])
+                ids = ids[known]
+        self._append(ids)
+
+    def _lookup(self, cps, keep=None):
+        """The ids of cps[keep] (None: all), 0 for those outside a given vocabulary; with
+        vocab None, a character not seen before gets the next id."""
+        lookup = np.take(self.table, cps)
+        if self.vocab is None:
+            unseen = lookup == 0 if keep is None else (lookup == 0) & keep
+            if unseen.any():
+                new = np.unique(cps[unseen])
+                self.seen += len(new)
+                self.table = self.table.astype(id_dtype(self.seen), copy=False)
+                self.table[new] = np.arange(self.seen - len(new) + 1, self.seen + 1)
+                lookup = np.take(self.table, cps)
+        return lookup if keep is None else lookup[keep]
 
     @staticmethod
     def _strip(cps, begins, ends):
@@ -201,6 +243,8 @@ class _Encoder(object):
                 block = ids[i:i + BLOCK_BYTES]
                 block[:] = (np.frombuffer(block.tobytes().translate(table), np.uint8)
                             if table else np.take(renumber, block))
+        if self.mode == STREAM:
+            self.lengths = [np.array([len(ids)], index_dtype(len(ids)))]
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int32)
         self.lengths = None
         last_word = ('', 0)
@@ -216,7 +260,7 @@ class _Encoder(object):
         for cp, count in self.dropped.items():
             dropped[chr(cp)] = count
         return EncodedText(vocab, ids, lengths, self.lines, self.chars, dropped, last_word,
-                           sha256, auto=self.vocab is None)
+                           sha256, auto=self.vocab is None, mode=self.mode)
 
 
 def encode_lines(lines, vocab=None):
@@ -227,6 +271,13 @@ def encode_lines(lines, vocab=None):
     return encoder.finish()
 
 
+def encode_stream(text, vocab=None):
+    """EncodedText (STREAM) of a text in memory (see encode_file)."""
+    encoder = _Encoder(vocab, len(text), STREAM)
+    encoder.add_stream(np.frombuffer(text.encode('utf-32-le'), np.uint32))
+    return encoder.finish()
+
+
 def _check_data_file(path):
     if not os.path.exists(path):
         raise UserError('data file {} does not exist'.format(path))
@@ -234,47 +285,75 @@ def _check_data_file(path):
         raise UserError('data file {} is a directory, not a file'.format(path))
 
 
-def _code_points(data, path, line_number):
-    """uint32 code points of UTF-8 bytes whose first line is line_number of path."""
+def _code_points(data, path, line_number, column=0):
+    """uint32 code points of UTF-8 bytes whose first line is line_number of path, its first
+    `column` bytes before them."""
     try:
         text = data.decode('utf-8')
     except UnicodeDecodeError as e:
         start = data.rfind(b'\n', 0, e.start) + 1
         raise UserError('{}: line {}: not UTF-8 (byte 0x{:02x} at column {})'.format(
-            path, line_number + data.count(b'\n', 0, e.start), data[e.start], e.start - start + 1))
+            path, line_number + data.count(b'\n', 0, e.start), data[e.start],
+            e.start - start + 1 + (0 if start else column)))
     return np.frombuffer(text.encode('utf-32-le'), np.uint32)
 
 
-def encode_file(path, vocab=None, block_bytes=BLOCK_BYTES):
-    """EncodedText of the lines of a UTF-8 text file; vocab None: every character of them.
+def _stream_cut(buffer):
+    """Where to cut UTF-8 bytes so that no character, nor a '\\r\\n', is cut in two:
+    before the last character when it is not ASCII (it may be incomplete) or is a '\\r'."""
+    for i in range(len(buffer) - 1, max(len(buffer) - 5, -1), -1):
+        if buffer[i] & 0xC0 != 0x80:   # not a continuation byte: a character starts here
+            return i + 1 if buffer[i] < 0x80 and buffer[i] != 13 else i
+    return len(buffer)   # not UTF-8: decoding tells where
 
-    One read: the file's sha256 on the way, a block of whole lines encoded at a time, so
-    memory grows by the ids (a byte per character up to 255 distinct ones) and a few words
-    per line. Lines are read as read_lines reads them (the same errors for a bad file).
+
+def encode_file(path, vocab=None, block_bytes=BLOCK_BYTES, mode=LINES):
+    """EncodedText of a UTF-8 text file in this mode (LINES or STREAM); vocab None: every
+    character of the text encoded.
+
+    One read: the file's sha256 on the way, a block encoded at a time, so memory grows by the
+    ids (a byte per character up to 255 distinct ones) and, in LINES mode, a few words per
+    line. LINES: blocks of whole lines (a line longer than a block is read whole), read as
+    read_lines reads them (the same errors for a bad file); STREAM: blocks cut anywhere
+    between two characters, so a file without line breaks is read in bounded memory too.
     """
+    if mode not in ENCODED_FORMATS:
+        raise ValueError('mode {!r}'.format(mode))
     _check_data_file(path)
     digest = hashlib.sha256()
     try:
-        encoder = _Encoder(vocab, os.path.getsize(path))
+        encoder = _Encoder(vocab, os.path.getsize(path), mode)
         with open(path, 'rb') as f:
-            buffer, line_number = bytearray(), 1
+            buffer, line_number, column = bytearray(), 1, 0
             while True:
                 block = f.read(block_bytes)
                 digest.update(block)
                 buffer += block
-                cut = buffer.rfind(b'\n', len(buffer) - len(block)) + 1 if block else len(buffer)
+                if not block:
+                    cut = len(buffer)
+                elif mode == STREAM:
+                    cut = _stream_cut(buffer)
+                else:
+                    cut = buffer.rfind(b'\n', len(buffer) - len(block)) + 1
                 if not cut:
-                    if block:   # a line longer than the block: read on
+                    if block:   # a line (LINES) or a character longer than the block: read on
                         continue
                     break
                 data = bytes(buffer[:cut])
                 del buffer[:cut]
-                encoder.add(_code_points(data, path, line_number))
-                line_number += data.count(b'\n')
+                cps = _code_points(data, path, line_number, column)
+                if mode == STREAM:
+                    encoder.add_stream(cps)
+                else:
+                    encoder.add(cps)
+                del cps
+                breaks = data.count(b'\n')
+                line_number += breaks
+                column = len(data) - data.rfind(b'\n') - 1 if breaks else column + len(data)
                 del data
     except OSError as e:
         raise UserError('cannot read data file {} ({})'.format(path, e.strerror or e))
-    if not encoder.lines:
+    if not (encoder.chars if mode == STREAM else encoder.lines):
         raise UserError('data file {} is empty'.format(path))
     return encoder.finish(digest.hexdigest())
 
@@ -301,12 +380,15 @@ def _crc32(array):
 def save_encoded(text, path):
     """Writes an EncodedText to path atomically: a line of magic, a line of JSON (the data's
     sha256, the vocabulary, counts, the arrays' types, sizes and CRC-32), the arrays' bytes.
-    A UserError when it cannot (a full disk)."""
-    meta = {'format': ENCODED_FORMAT, 'sha256': text.sha256, 'vocab': text.vocab,
+    A UserError when it cannot (a full disk). Format 1 for LINES, format 2 and the mode for
+    STREAM (see ENCODED_FORMATS)."""
+    meta = {'format': ENCODED_FORMATS[text.mode], 'sha256': text.sha256, 'vocab': text.vocab,
             'auto': text.auto, 'lines': text.lines, 'chars': text.chars,
             'dropped': list(text.dropped.items()), 'last_word': list(text.last_word),
             'arrays': [[array.dtype.str, len(array), _crc32(array)]
                        for array in (text.ids, text.lengths)]}
+    if text.mode != LINES:
+        meta['mode'] = text.mode
     tmp = path + '.tmp'
     try:
         with open(tmp, 'wb') as f:
@@ -321,19 +403,24 @@ def save_encoded(text, path):
                         '--checkpoint-dir'.format(path, e.strerror or e))
 
 
-def load_encoded(path, sha256, vocab=None):
+def load_encoded(path, sha256, vocab=None, mode=LINES):
     """(EncodedText, None) from a save_encoded file if it holds the encoding of data with
-    this sha256 in this vocabulary (None: the data's own), else (None, why not). Nothing is
-    trusted unchecked: the arrays' CRC-32, sizes and ids are checked."""
+    this sha256 in this vocabulary (None: the data's own) and mode, else (None, why not).
+    Nothing is trusted unchecked: the arrays' CRC-32, sizes and ids are checked."""
     try:
         with open(path, 'rb') as f:
             if f.readline() != ENCODED_MAGIC:
                 return None, 'not an encoded text'
             meta = json.loads(f.readline().decode('utf-8'))
-            if meta.get('format') != ENCODED_FORMAT:
+            form = meta.get('format')
+            stored = meta.get('mode') if form == ENCODED_FORMATS[STREAM] else LINES
+            if ENCODED_FORMATS.get(stored) != form:   # and format 2 names its mode
                 return None, 'written by another version'
             if meta['sha256'] != sha256:
                 return None, 'of other data (sha256 {}...)'.format(str(meta['sha256'])[:12])
+            if stored != mode:
+                return None, 'a {}-mode encoding, not a {}-mode one'.format(
+                    'line' if stored == LINES else stored, 'line' if mode == LINES else mode)
             if (meta['vocab'] != vocab) if vocab is not None else not meta['auto']:
                 return None, 'of another vocabulary'
             arrays = []
@@ -351,8 +438,9 @@ def load_encoded(path, sha256, vocab=None):
     (ids, lengths), size = arrays, len(meta['vocab'])
     if not (ids.dtype == id_dtype(size) and lengths.dtype in (np.int32, np.int64)
             and int(lengths.sum(dtype=np.int64)) == len(ids)
+            and (mode == LINES or len(lengths) == 1)
             and (not len(ids) or (ids.min() >= 1 and ids.max() <= size))):
         return None, 'inconsistent'
     return EncodedText(meta['vocab'], ids, lengths, meta['lines'], meta['chars'],
                        collections.Counter(dict(meta['dropped'])), meta['last_word'],
-                       sha256, meta['auto']), None
+                       sha256, meta['auto'], mode), None

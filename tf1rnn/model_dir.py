@@ -76,20 +76,21 @@ def write_config(model_dir, stored):
     runs.write_json(os.path.join(model_dir, CONFIG_FILE), stored)
 
 
-def read_corpus(path, vocab, model_dir, download=None, sha256=None):
-    """(corpus.EncodedText of path in vocab (None: its own), whether it is newly encoded):
-    from model_dir's data.encoded when that holds it (same data and vocabulary), else from
-    path. download: (url, sha256) of a file fetched when path is missing; sha256: the file's,
-    when the caller has it."""
+def read_corpus(path, vocab, model_dir, download=None, mode=corpus.LINES, sha256=None):
+    """(corpus.EncodedText of path in vocab (None: its own) and mode (corpus.LINES or
+    STREAM), whether it is newly encoded): from model_dir's data.encoded when that holds it
+    (same data, vocabulary and mode), else from path. download: (url, sha256) of a file
+    fetched when path is missing; sha256: the file's, when the caller has it."""
     fetch(path, download)
     encoded = os.path.join(model_dir, ENCODED_FILE)
     if os.path.exists(encoded):
-        text, why_not = corpus.load_encoded(encoded, sha256 or corpus.file_sha256(path), vocab)
+        text, why_not = corpus.load_encoded(encoded, sha256 or corpus.file_sha256(path), vocab,
+                                            mode)
         if text:
             print('{}: encoded in {}'.format(path, encoded))
             return text, False
         print('{} is {}: encoding {} again'.format(encoded, why_not, path))
-    return corpus.encode_file(path, vocab), True
+    return corpus.encode_file(path, vocab, mode=mode), True
 
 
 def fetch(path, download=None):

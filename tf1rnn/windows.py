@@ -6,7 +6,7 @@ import collections.abc
 import numpy as np
 
 from tf1rnn.cli import UserError
-from tf1rnn.corpus import index_dtype
+from tf1rnn.corpus import LINES, index_dtype
 
 
 class Windows(object):
@@ -89,6 +89,9 @@ class Corpus(object):
     and validation lines."""
 
     def __init__(self, text, window, val_frac, seed, name='the file'):
+        if text.mode != LINES:
+            raise ValueError('windows of lines need a text encoded in LINES mode, not '
+                             '{}'.format(text.mode))
         self.vocab, self.dropped = text.vocab, text.dropped
         self.lines, self.chars, self.kept = text.lines, text.chars, len(text.ids)
         if not self.kept:
