@@ -47,8 +47,8 @@ import sys
 import time
 
 import utils
-from tf1rnn import (cli, decoding, distributed, export, kernels, model_dir, runs, training,
-                    windows)
+from tf1rnn import (cli, corpus, decoding, distributed, export, kernels, model_dir, runs,
+                    streams, training, windows)
 from utils import rnn, tf
 from tf1rnn.cli import UserError
 
@@ -62,6 +62,9 @@ DEFAULT_DATA = os.path.join('data', 'trump_tweets.txt')
 TRUMP_VOCAB = ("$%'()+,-./0123456789:;=?ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                " '\"_abcdefghijklmnopqrstuvwxyz{|}@#\u27a1\U0001f4c8")
 SEEDS = ['Hillary', 'I', 'R', 'T', '@', 'N', 'M', '.', 'G', 'A', 'W']
+# --cell: the lecture's GRUCell, or the other cells every char-rnn offers (each trains on a
+# fast graph of its own math, kernels.cell_stack).
+CELLS = {'gru': rnn.GRUCell, 'lstm': rnn.LSTMCell, 'rnn': rnn.BasicRNNCell}
 
 
 # ---------------------------------------------------------------------------
@@ -161,8 +164,10 @@ class CharRNN(object):
     def __init__(self, vocab, hidden_sizes=(128, 256), lr=0.0003, lr_decay=None,
                  decay_steps=1000, warmup=0, clip=None, keep_prob=1.0, temperature=0.9,
                  len_generated=200, sampling='softmax', graph='fast', loss='masked',
-                 cluster=None, top_k=0, greedy=False):
+                 cluster=None, top_k=0, greedy=False, cell='gru', stream=False):
         self.vocab = vocab
+        self.cell = cell          # --cell: the lecture's GRUCell, or an LSTM or a plain RNN
+        self.stream = stream      # --stream: windows continue the previous batch's rows
         self.cluster = cluster   # a distributed.Cluster: variables on parameter servers
         self.loss_kind = loss
         # The fast graph has no dropout, and its loss is the masked one.
@@ -187,14 +192,14 @@ class CharRNN(object):
         self.best_val_loss = tf.Variable(float('inf'), trainable=False, name='best_val_loss')
 
     def create_rnn(self, seq):
-        self.layers = layers = [rnn.GRUCell(size) for size in self.hidden_sizes]
+        self.layers = layers = [CELLS[self.cell](size) for size in self.hidden_sizes]
         if self.use_dropout:
             layers = [rnn.DropoutWrapper(cell, output_keep_prob=self.keep_prob) for cell in layers]
         self.cells = cells = rnn.MultiRNNCell(layers)
         batch = tf.shape(seq)[0]
         zero_states = cells.zero_state(batch, dtype=tf.float32)
-        self.in_state = tuple([tf.placeholder_with_default(state, [None, state.shape[1]])
-                               for state in zero_states])
+        self.in_state = tf.nest.map_structure(
+            lambda zero: tf.placeholder_with_default(zero, [None, zero.shape[1]]), zero_states)
         # this line to calculate the real length of seq
         # all seq are padded to be of the same length, which is num_steps
         self.length = tf.reduce_sum(tf.reduce_max(tf.sign(seq), 2), 1)
@@ -241,20 +246,23 @@ class CharRNN(object):
 
     def fast_logits(self):
         """The logits of every window position but the last, [window - 1, batch, vocab],
-        by the same cells and dense layer as self.logits, faster (kernels.gru_stack).
+        by the same cells and dense layer as self.logits, faster (kernels.cell_stack).
 
         Layer 1's input projection of a one-hot id is a row of its kernel: a gather (id 0,
         padding, gets zeros). Positions after a row's end are not skipped, as dynamic_rnn's
         sequence lengths do: they cannot change the loss of the positions before them, and
-        their own loss is masked.
+        their own loss is masked. self.final_state: each layer's state after the inputs
+        (all positions but the last), which --stream feeds as the next batch's in_state.
         """
         ids = tf.transpose(self.seq)
         inputs = [len(self.vocab)] + self.hidden_sizes[:-1]
-        weights = [kernels.gru_weights(cell, n) for cell, n in zip(self.layers, inputs)]
-        w_x, b = weights[0][:2]
-        gx0 = tf.gather(tf.concat([tf.zeros_like(w_x[:1]), w_x], 0), ids) + b
-        top = kernels.gru_stack(gx0, list(self.in_state), weights)
-        return tf.layers.dense(top[:-1], len(self.vocab), None, name='dense', reuse=True)
+        weights = [kernels.cell_weights(cell, n) for cell, n in zip(self.layers, inputs)]
+        # A stream's window ends with the next window's first input: its state is wanted.
+        top, self.final_state = kernels.cell_stack(
+            kernels.one_hot_projection(weights[0], ids[:-1] if self.stream else ids),
+            list(self.in_state), weights)
+        return tf.layers.dense(top if self.stream else top[:-1], len(self.vocab), None,
+                               name='dense', reuse=True)
 
     def create_generator(self):
         """self.generated [batch, len_generated]: ids drawn after each row of self.seq.
@@ -308,13 +316,17 @@ class CharRNN(object):
 
 def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
     """A CharRNN in the default graph (make a new one: `with tf.Graph().as_default():`)."""
+    if args.stream and (args.graph == 'lecture' or args.keep_prob < 1 or args.loss == 'lecture'):
+        raise UserError('--stream trains on the fast graph: --graph lecture, --loss lecture and '
+                        '--keep-prob below 1 are line mode\'s')
     tf.set_random_seed(args.seed)
     model = CharRNN(vocab, hidden_sizes, lr=cfg.lr, lr_decay=cfg.lr_decay,
                     decay_steps=cfg.decay_steps, warmup=cfg.warmup, clip=cfg.clip,
                     keep_prob=args.keep_prob,
                     temperature=cfg.temperature, len_generated=cfg.len_generated,
                     sampling=args.sampling, graph=args.graph, loss=args.loss, cluster=cluster,
-                    top_k=args.top_k, greedy=args.greedy)
+                    top_k=args.top_k, greedy=args.greedy, cell=args.cell or 'gru',
+                    stream=bool(args.stream))
     model.create_model()
     return model
 
@@ -324,25 +336,43 @@ def build_model(vocab, hidden_sizes, args, cfg, cluster=None):
 # ---------------------------------------------------------------------------
 
 def evaluate(sess, model, batches):
-    """Loss per real character (nats) over the batches."""
-    total, count = 0.0, 0
+    """Loss per real character (nats) over the batches: windows of lines, or (--stream)
+    streams.Batch rows, each batch's final state the next one's initial state."""
+    total, count, state = 0.0, 0, None
     for batch in batches:
-        total += sess.run(model.loss, {model.seq: batch})
+        if model.stream:
+            batch, reset = batch
+            feed = feed_state(model, None if reset else state, {model.seq: batch})
+            loss, state = sess.run([model.loss, model.final_state], feed)
+        else:
+            loss = sess.run(model.loss, {model.seq: batch})
+        total += loss
         count += utils.num_targets(batch)
     return total / max(count, 1)
+
+
+def feed_state(model, state, feed):
+    """feed with model.in_state set to state (None: the zero state)."""
+    if state is not None:
+        feed.update(zip(tf.nest.flatten(model.in_state), tf.nest.flatten(state)))
+    return feed
 
 
 class Trainer(object):
     """The training loop and what it writes: the lecture's log lines, samples, events, checkpoints."""
 
-    def __init__(self, model, cfg, args, corpus, folder, end_marker='', cluster=None):
+    def __init__(self, model, cfg, args, data, folder, end_marker='', cluster=None):
         self.model, self.cfg, self.args = model, cfg, args
-        # In a cluster each worker trains on its own lines; only the chief writes.
+        # In a cluster each worker trains on its own lines or streams; only the chief writes.
         self.cluster, self.chief = cluster, not cluster or cluster.is_chief
         self.end_marker = end_marker
-        self.batches = cluster.shard(corpus.train) if cluster else corpus.train
-        self.data_seed = [args.seed] + ([cluster.task] if cluster else [])
-        self.val_batches = corpus.val.fixed_batches(cfg.batch_size, cfg.eval_batches)
+        self.draw, self.val_batches = data   # (training_data)
+        if model.stream:   # the state carried over, saved with the latest checkpoint
+            self.saved_state = [tf.Variable(tf.zeros([cfg.batch_size, state.shape[-1].value]),
+                                            trainable=False, name='carried_state')
+                                for state in tf.nest.flatten(model.final_state)]
+            self.state_in = [tf.placeholder(tf.float32, var.shape) for var in self.saved_state]
+            self.save_state = tf.group(*map(tf.assign, self.saved_state, self.state_in))
         self.seeds = decoding.default_seeds(SEEDS, model.vocab)
         self.train_summary = tf.summary.merge([
             tf.summary.scalar('loss_per_char', model.loss_per_char),
@@ -379,7 +409,7 @@ class Trainer(object):
                     self.step, self.stop.name if self.stop else 'done', self.own_steps))
             if self.chief and self.stop:
                 print('interrupted at step {}: saved {}'.format(
-                    self.step, self.checkpoints.save_latest(sess, self.step)))
+                    self.step, self.save_latest()))
             elif self.chief:
                 print(self.checkpoints.done(self.step, self.best))
         finally:
@@ -390,8 +420,10 @@ class Trainer(object):
         model, cfg, sess = self.model, self.cfg, self.sess
         # Fix: the batch order is a function of the position alone (the lecture's read_data
         # reshuffled at every start): a resumed run draws what the uninterrupted one drew.
-        drawn = self.cluster.own_steps(self.step) if self.cluster else self.step
-        batches = self.batches.batches(cfg.batch_size, self.data_seed, drawn * cfg.batch_size)
+        batches = self.draw(self.cluster.own_steps(self.step) if self.cluster else self.step)
+        # --stream: the state the last checkpoint saved (a new run's: zeros), the chief's own.
+        self.state = (tf.nest.pack_sequence_as(model.final_state, sess.run(self.saved_state))
+                      if model.stream and self.chief else None)
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
         # Since the last log line. chars/s counts window positions (batch x window, padding
@@ -400,17 +432,19 @@ class Trainer(object):
         self.own_steps = 0
         while (not cfg.steps or self.step < cfg.steps) and not self.stop:
             t = time.time()
-            batch = next(batches)
+            batch, reset = next(batches)
             iteration = self.step
-            feed = dict(train_feed)
+            feed = feed_state(model, None if reset else self.state, dict(train_feed))
             feed[model.seq] = batch
             summarize = (iteration + 1) % cfg.summary_every == 0
-            fetches = [model.loss, model.opt] + ([self.train_summary] if summarize else [])
+            fetches = [model.loss, model.opt] + ([model.final_state] if model.stream else []) \
+                + ([self.train_summary] if summarize else [])
             results = training.run_step(sess, fetches, feed, iteration, self.cluster, self.stop,
                                         self.checkpoints.model_dir)
             if results is None:   # a cluster's step, stopped while waiting for the others
                 break
             batch_loss = results[0]
+            self.state = results[2] if model.stream else None
             self.step = results[1] if self.cluster else iteration + 1   # others' steps count
             self.own_steps += 1
             targets += utils.num_targets(batch)
@@ -418,7 +452,7 @@ class Trainer(object):
             loss_sum += batch_loss
             train_time += time.time() - t
             if summarize:
-                self.events.train.add_summary(results[2], self.step)
+                self.events.train.add_summary(results[-1], self.step)
                 self.events.scalars(self.events.train, self.step,
                                     chars_per_sec=positions / max(train_time, 1e-9))
             if (iteration + 1) % cfg.skip_step == 0:
@@ -439,8 +473,13 @@ class Trainer(object):
             if runs.passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
                                                                 self.step >= cfg.steps):
                 self.validate()
-                self.checkpoints.save_latest(sess, self.step)
+                self.save_latest()
                 self.events.flush()
+
+    def save_latest(self):
+        if self.model.stream and self.state is not None:
+            self.sess.run(self.save_state, dict(zip(self.state_in, tf.nest.flatten(self.state))))
+        return self.checkpoints.save_latest(self.sess, self.step)
 
     def print_samples(self):
         sentences = self.model.generate(self.sess, self.seeds, self.cfg.len_generated,
@@ -476,19 +515,16 @@ def train(args, cfg, cluster=None):
     with runs.folder_lock(folder, 'another --model or --checkpoint-dir', cluster):
         run = model_dir.Run(folder, args, cfg, asked_sizes(args), LectureConfig.hidden_sizes,
                             TRUMP_VOCAB, download(args), chief)
-        split = windows.Corpus(run.text, cfg.window, args.val_frac, args.seed, args.data)
-        print(split.describe(args.data, run.vocab_source))
+        print(corpus.describe(run.text, args.data, run.vocab_source))
         if run.end_marker:
             print('samples end after {!r}, the end of every line of the data (--end-marker)'
                   .format(run.end_marker))
-        print('{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} '
-              'lines'.format(len(split.train), cfg.window, split.train.n_lines, len(split.val),
-                             split.val.n_lines))
+        data = training_data(run.text, args, cfg, cluster)
         settings = training_settings(args, cfg, run.hidden_sizes)
         print('settings: ' + ', '.join('{} {}'.format(k, v) for k, v in sorted(settings.items())))
         with tf.Graph().as_default(), distributed.cluster_device(cluster):
             model = build_model(run.vocab, run.hidden_sizes, args, cfg, cluster)
-            trainer = Trainer(model, cfg, args, split, folder, run.end_marker, cluster)
+            trainer = Trainer(model, cfg, args, data, folder, run.end_marker, cluster)
 
             def resume(sess):   # (a cluster's chief: each time it makes the session anew)
                 trainer.checkpoints.resume(sess, model.gstep)
@@ -496,6 +532,29 @@ def train(args, cfg, cluster=None):
             with runs.training_session(cluster, trainer.checkpoints.saver, resume,
                                        args.threads) as sess:
                 return trainer.train(sess)
+
+
+def training_data(text, args, cfg, cluster=None):
+    """(draw, validation batches): draw(start) yields (batch, reset) from the batch drawn
+    after `start` others on. The lecture's windows of lines, the lines shuffled each pass (a
+    cluster's workers: lines of their own), each from the zero state (reset); or, --stream,
+    contiguous streams (streams.Streams) whose state carries over but where reset says."""
+    if args.stream:
+        split = streams.Split(text.ids, args.val_frac, streams.TEST_FRAC, name=args.data)
+        rows = streams.Streams(split.train, cfg.batch_size, cfg.window,
+                               task=cluster.task if cluster else 0,
+                               workers=cluster.num_workers if cluster else 1)
+        print(split.describe() + '; {} streams of {:,} windows of {} a pass'.format(
+            rows.rows, rows.steps, cfg.window))
+        return ((lambda start: rows.batches([args.seed], start)),
+                streams.EvalBatches(split.val, cfg.batch_size, cfg.window))
+    split = windows.Corpus(text, cfg.window, args.val_frac, args.seed, args.data)
+    print(split.summary())
+    lines = cluster.shard(split.train) if cluster else split.train
+    seed = [args.seed] + ([cluster.task] if cluster else [])
+    return ((lambda start: ((batch, True) for batch in lines.batches(
+        cfg.batch_size, seed, start * cfg.batch_size))),
+        split.val.fixed_batches(cfg.batch_size, cfg.eval_batches))
 
 
 def asked_sizes(args):
@@ -515,12 +574,13 @@ def download(args):
 
 def trained_model(args):
     """(config.json, vocab, hidden sizes, the --checkpoint to read) of --model: what
-    --sample and --export read. UserError when it has no checkpoint."""
+    --sample, --evaluate and --export read (args.cell and args.stream its own). UserError when it has no checkpoint."""
     folder = os.path.join(args.checkpoint_dir, args.model)
     stored, latest = model_dir.read(folder)
     if not latest:
         raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
             folder, args.model))
+    model_dir.resolve_kind(args, stored, folder)
     vocab, _, hidden_sizes = model_dir.resolve_shape(
         args, stored, folder, asked_sizes(args), LectureConfig.hidden_sizes, TRUMP_VOCAB)
     ckpt = (latest if args.checkpoint in (None, 'latest') else
@@ -546,13 +606,61 @@ def sample(args, cfg):
     return 0
 
 
+def evaluate_text(args, cfg):
+    """--evaluate: the loss of the --checkpoint on a UTF-8 file, or on the validation or
+    test text of its data, in nats and bits per character. A stream model reads it whole as
+    training reads its validation text (rows carrying their state); a line model scores
+    each line whole from the zero state. Characters outside the vocabulary are counted."""
+    stored, vocab, hidden_sizes, ckpt = trained_model(args)
+    mode, val = stored.get('mode', corpus.LINES), stored.get('validation', {})
+    window = val.get('window', cfg.window)
+    if args.evaluate in ('val', 'test'):
+        path = stored.get('data', args.data)
+        text = corpus.encode_file(path, vocab, mode=mode)
+        if val.get('data_sha256') not in (None, text.sha256):
+            raise UserError('{} has changed since {} was trained on it: its {} text is gone'
+                            .format(path, args.model, args.evaluate))
+        name = 'the {} text of {}'.format(args.evaluate, path)
+        if mode == corpus.STREAM:
+            split = streams.Split(text.ids, val['val_frac'], streams.TEST_FRAC, name=path)
+            ids = split.val if args.evaluate == 'val' else split.test
+        elif args.evaluate == 'test':
+            raise UserError('a line model holds out validation lines only: --evaluate val, '
+                            'or a file')
+        else:
+            lines = windows.Corpus(text, int(text.lengths.max()), val.get('val_frac', 0.05),
+                                   val.get('seed', 0), path).val
+    else:
+        text, name = corpus.encode_file(args.evaluate, vocab, mode=mode), args.evaluate
+        if mode == corpus.STREAM:
+            ids = text.ids
+        else:
+            lines = windows.Corpus(text, int(text.lengths.max()), 0, 0, name).train
+    if mode == corpus.STREAM:
+        batches = streams.EvalBatches(ids, val.get('rows', cfg.batch_size), window)
+    else:
+        batches = lines.fixed_batches(cfg.batch_size)
+    with tf.Graph().as_default():
+        model = build_model(vocab, hidden_sizes, args, cfg)
+        with tf.Session(config=runs.session_config(args.threads)) as sess:
+            runs.restore(sess, tf.train.Saver(), ckpt)
+            loss = evaluate(sess, model, batches)
+    dropped = sum(text.dropped.values())
+    print('{}: {:,} characters scored{}: {:.4f} nats/char, {:.4f} bits/char ({})'.format(
+        name, sum(utils.num_targets(batch[0] if model.stream else batch) for batch in batches),
+        ', {:,} outside the vocabulary not scored ({})'.format(dropped, ', '.join(
+            '{!r} {:,}'.format(ch, n) for ch, n in text.dropped.most_common(5)))
+        if dropped else '', loss, streams.bits(loss), ckpt))
+    return 0
+
+
 def export_model(args, cfg):
     """--export: the --checkpoint (the latest by default) as a SavedModel (tf1rnn/export.py)."""
     stored, vocab, hidden_sizes, ckpt = trained_model(args)
 
     def build(seq):
         """CharRNN's layers over the id rows seq: (logits, final states, one step)."""
-        model = CharRNN(vocab, hidden_sizes)
+        model = CharRNN(vocab, hidden_sizes, cell=args.cell)
         model.create_rnn(tf.one_hot(seq - 1, len(vocab)))
         logits = tf.layers.dense(model.output, len(vocab), None, name='dense')
         return logits, model.out_state, model.step
@@ -594,7 +702,13 @@ def parse_args(argv=None):
         help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the checkpoint\'s)')
     add('--vocab', choices=['trump', 'auto'], default=None, help='trump: the lecture\'s '
         'character string; auto: every character of DATA; stored with the checkpoint '
-        '(default: the checkpoint\'s, else trump)')
+        '(default: the checkpoint\'s, else trump; --stream: auto)')
+    add('--cell', choices=sorted(CELLS), default=None, help='the RNN cell of each layer, '
+        'stored with the checkpoint (default: the checkpoint\'s, else gru, the lecture\'s)')
+    add('--stream', action='store_true', help='read DATA as one text, every character kept '
+        '(line breaks, indentation): batches of contiguous streams, each window\'s final '
+        'state the next one\'s initial state; validation and test: the last --val-frac '
+        'and 5%% of the file, read whole. Stored with the checkpoint (docs/streams.md)')
     # The config's numbers (None: the config's own; make_config applies them).
     add('--steps', type=cli.non_negative_int, default=None, help='train until the global step '
         'reaches this (re-run to finish); 0: until Ctrl-C (default: 5000; tiny: 20)')
@@ -632,7 +746,7 @@ def parse_args(argv=None):
     add('--keep-prob', type=cli.probability, default=1.0, help='DropoutWrapper output keep '
         'probability while training (1: no dropout)')
     add('--val-frac', type=cli.fraction, default=0.05, help='fraction of the lines held out '
-        'for the validation loss')
+        'for the validation loss (--stream: of the text, at its end, before the test text)')
     add('--seed', type=cli.seed, default=0, help='random seed: initialisation, validation '
         'split, data order, sampling')
     add('--checkpoint-dir', default='checkpoints', help='checkpoints root')
@@ -645,8 +759,11 @@ def parse_args(argv=None):
     add('--export', default=None, metavar='DIR', help='write the checkpoint as a SavedModel '
         'to DIR/<version> (1, 2, ...) with signatures generate, score and step '
         '(docs/export.md), and exit, no training')
-    add('--checkpoint', default=None, metavar='latest|best|STEP|PATH', help='with --sample or '
-        '--export: the latest (default), the best (lowest validation loss), the one of '
+    add('--evaluate', default=None, metavar='FILE|val|test', help='the loss of the checkpoint '
+        'on FILE, or on the validation or test text of its data, in nats and bits per '
+        'character, and exit, no training')
+    add('--checkpoint', default=None, metavar='latest|best|STEP|PATH', help='with --sample, '
+        '--evaluate or --export: the latest (default), the best (lowest validation loss), the one of '
         'global step STEP, or the one at PATH')
     add('--prime', action='append', default=None, metavar='TEXT', help='with --sample: seed '
         'text, repeatable (default: the lecture\'s seeds)')
@@ -667,14 +784,16 @@ def main(argv=None):
     cfg = make_config(args)
     if args.export is not None:
         return export_model(args, cfg)
+    if args.evaluate is not None:
+        return evaluate_text(args, cfg)
     cluster = distributed.cluster_from_args(args, [('--sample', args.sample)])
     if args.sample:
         return sample(args, cfg)
     if args.prime:
         raise UserError('--prime needs --sample (training samples from the lecture\'s seeds)')
     if args.checkpoint is not None:
-        raise UserError('--checkpoint needs --sample or --export (training resumes from the '
-                        'latest)')
+        raise UserError('--checkpoint needs --sample, --evaluate or --export (training resumes '
+                        'from the latest)')
     return train(args, cfg, cluster)
 
 

@@ -263,6 +263,20 @@ class _Encoder(object):
                            sha256, auto=self.vocab is None, mode=self.mode)
 
 
+def describe(text, name, vocab_source):
+    """A line on an EncodedText (or what has its counts): its size, vocabulary, and what of
+    it the vocabulary drops."""
+    dropped = sum(text.dropped.values())
+    line = ('{}: {:,} lines, {:,} characters; vocabulary {} characters ({}); '
+            '{:,} characters ({:.2%}) outside it dropped').format(
+                name, text.lines, text.chars, len(text.vocab), vocab_source, dropped,
+                dropped / max(text.chars, 1))
+    if dropped:
+        line += ', most frequent: ' + ', '.join(
+            '{!r} {:,}'.format(ch, n) for ch, n in text.dropped.most_common(5))
+    return line
+
+
 def encode_lines(lines, vocab=None):
     """EncodedText of lines of text in memory (see encode_file)."""
     text = '\n'.join(lines)

@@ -151,6 +151,8 @@ class Run(object):
                  download=None, chief=True):
         self.model_dir, self.args, self.cfg, self.chief = model_dir, args, cfg, chief
         self.stored, _ = read(model_dir, set_aside=chief)
+        resolve_kind(args, self.stored, model_dir)
+        self.mode = corpus.STREAM if args.stream else corpus.LINES
         sha256 = None
         if self.stored is not None:
             # Fix: compare what the stored settings bind before the expensive part (encoding
@@ -160,7 +162,8 @@ class Run(object):
             check_same_validation(self.stored, self.validation_for(sha256), model_dir)
         vocab = (self.stored['vocab'] if self.stored else
                  None if args.vocab == 'auto' else trump_vocab)
-        self.text, self.new = read_corpus(args.data, vocab, model_dir, download, sha256)
+        self.text, self.new = read_corpus(args.data, vocab, model_dir, download, self.mode,
+                                          sha256)
         self.vocab, self.vocab_source, self.hidden_sizes = resolve_shape(
             args, self.stored, model_dir, asked_sizes, default_sizes, trump_vocab, self.text)
         self.end_marker = resolve_end_marker(args, self.stored, self.text)
@@ -171,6 +174,9 @@ class Run(object):
     def validation_for(self, sha256):
         """What decides the validation loss: the data, the held-out lines, the windows."""
         args, cfg = self.args, self.cfg
+        if args.stream:   # the file's last val_frac, whole, in rows carrying their state
+            return {'data_sha256': sha256, 'mode': corpus.STREAM, 'val_frac': args.val_frac,
+                    'window': cfg.window, 'rows': cfg.batch_size}
         return {'data_sha256': sha256, 'seed': args.seed, 'val_frac': args.val_frac,
                 'window': cfg.window, 'windows_evaluated': cfg.batch_size * cfg.eval_batches}
 
@@ -184,9 +190,29 @@ class Run(object):
             save_corpus(self.text, self.model_dir)
         write_config(self.model_dir, dict(self.stored or {
             'format': CONFIG_FORMAT, 'vocab': self.vocab, 'vocab_source': self.vocab_source,
-            'hidden_sizes': self.hidden_sizes, 'data': self.args.data,
+            'hidden_sizes': self.hidden_sizes, 'cell': self.args.cell, 'mode': self.mode,
+            'data': self.args.data,
             'validation': self.validation, 'end_marker': self.end_marker},
             training=settings))
+
+
+def resolve_kind(args, stored, model_dir):
+    """Sets args.cell and args.stream to the checkpoint's (flags given must agree), else to
+    the flags' (GRU and lines by default); a new stream model reads every character of its
+    data (--vocab auto) unless told otherwise."""
+    if stored is None:
+        args.cell, args.stream = args.cell or 'gru', bool(args.stream)
+        if args.stream and args.vocab is None:
+            args.vocab = 'auto'
+        return
+    cell, stream = stored.get('cell', 'gru'), stored.get('mode') == corpus.STREAM
+    if args.cell and args.cell != cell:
+        raise UserError('the checkpoint in {} is of --cell {}, this run asks for --cell {}: use '
+                        'another --model or --checkpoint-dir'.format(model_dir, cell, args.cell))
+    if args.stream and not stream:
+        raise UserError('the checkpoint in {} reads its data as lines, this run asks for '
+                        '--stream: use another --model or --checkpoint-dir'.format(model_dir))
+    args.cell, args.stream = cell, stream
 
 
 def resolve_end_marker(args, stored, text=None):

@@ -6,7 +6,7 @@ import collections.abc
 import numpy as np
 
 from tf1rnn.cli import UserError
-from tf1rnn.corpus import LINES, index_dtype
+from tf1rnn.corpus import LINES, describe, index_dtype
 
 
 class Windows(object):
@@ -115,15 +115,13 @@ class Corpus(object):
                                 for part in (order[n_val:], order[:n_val]))
 
     def describe(self, name, vocab_source):
-        dropped = sum(self.dropped.values())
-        text = ('{}: {:,} lines, {:,} characters; vocabulary {} characters ({}); '
-                '{:,} characters ({:.2%}) outside it dropped').format(
-                    name, self.lines, self.chars, len(self.vocab), vocab_source, dropped,
-                    dropped / max(self.chars, 1))
-        if dropped:
-            text += ', most frequent: ' + ', '.join(
-                '{!r} {:,}'.format(ch, n) for ch, n in self.dropped.most_common(5))
-        return text
+        return describe(self, name, vocab_source)
+
+    def summary(self):
+        """What a training run prints of its windows."""
+        return '{:,} training windows of {} from {:,} lines, {:,} validation windows from {:,} ' \
+            'lines'.format(len(self.train), self.train.window, self.train.n_lines,
+                           len(self.val), self.val.n_lines)
 
 
 class _FixedBatches(collections.abc.Sequence):
