@@ -1093,11 +1093,13 @@ def _loss_grads_state(model, sess, weights, batch):
     return loss, {v.op.name: g for v, g in zip(variables, grad_values)}, state, op_types
 
 
-@pytest.mark.parametrize('sizes', [(8, 12), (6,), (5, 7, 9)])
-def test_fast_graph_is_the_same_model_same_variables_loss_gradients_and_state(sizes):
+@pytest.mark.parametrize('cell,sizes', [('gru', (8, 12)), ('gru', (6,)), ('gru', (5, 7, 9)),
+                                        ('lstm', (8, 12)), ('rnn', (8, 12))])
+def test_fast_graph_is_the_same_model_same_variables_loss_gradients_and_state(cell, sizes):
     vocab = 'abcdefg'
-    lecture, lecture_sess = make_model(vocab, sizes, sampling='softmax', graph='lecture')
-    fast, fast_sess = make_model(vocab, sizes, sampling='softmax')
+    lecture, lecture_sess = make_model(vocab, sizes, sampling='softmax', graph='lecture',
+                                       cell=cell)
+    fast, fast_sess = make_model(vocab, sizes, sampling='softmax', cell=cell)
     with lecture_sess.graph.as_default():
         shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
         rng = np.random.RandomState(1)
@@ -1115,12 +1117,13 @@ def test_fast_graph_is_the_same_model_same_variables_loss_gradients_and_state(si
     # (which saves every step's values on stacks).
     assert 'StackPopV2' in lecture_ops and 'StackPopV2' not in fast_ops
     assert fast_loss == pytest.approx(loss, rel=1e-5)
-    assert sorted(fast_grads) == sorted(grads) and len(grads) == 4 * len(sizes) + 2
+    per_layer = {'gru': 4, 'lstm': 2, 'rnn': 2}[cell]   # kernels and biases
+    assert sorted(fast_grads) == sorted(grads) and len(grads) == per_layer * len(sizes) + 2
     for name in grads:
         np.testing.assert_allclose(fast_grads[name], grads[name], rtol=1e-4, atol=1e-5,
                                    err_msg=name)
         assert np.abs(grads[name]).max() > 0, name   # every gradient is really compared
-    for layer, fast_layer in zip(state, fast_state):
+    for layer, fast_layer in zip(tf.nest.flatten(state), tf.nest.flatten(fast_state)):
         np.testing.assert_allclose(fast_layer, layer, rtol=1e-5, atol=1e-6)
     # Generation steps the same cells: at a vanishing temperature, the same most likely text.
     seeds = ['abc', 'g']
@@ -1496,3 +1499,98 @@ def test_a_file_system_without_locks_is_one_line_before_training(tmp_path, capsy
         'checkpoints; use a folder on a local disk (another --model or --checkpoint-dir)'.format(
             tmp_path / 'ckpt' / 'trump_tweets'))
     assert not (tmp_path / 'ckpt').exists()
+
+
+# ---------------------------------------------------------------------------
+# --stream: the file as one text, streams carrying their state; --cell; --evaluate.
+# ---------------------------------------------------------------------------
+
+def write_code(path, lines=600):
+    """A multi-line text with indentation and blank lines, as source code has."""
+    rng = random.Random(3)
+    words = ['def', 'return', 'x', 'y', '=', '+', '(1)', 'if', 'else:', 'for', 'in', 'range']
+    text = []
+    for i in range(lines):
+        text.append('    ' * rng.randint(0, 3) + ' '.join(rng.choice(words)
+                                                        for _ in range(rng.randint(1, 8))))
+        if i % 9 == 0:
+            text.append('')
+    with open(str(path), 'w', encoding='utf-8') as f:
+        f.write('\n'.join(text) + '\n')
+    return str(path)
+
+
+@pytest.mark.parametrize('cell', ['gru', 'lstm', 'rnn'])
+def test_a_state_carried_across_windows_gives_the_loss_of_one_long_window(cell):
+    """Two windows of a stream, the first's final state fed to the second, score each
+    character as one window over the same text does."""
+    vocab = 'abcdefg'
+    model, sess = make_model(vocab, (6, 9), cell=cell, stream=True)
+    rng = np.random.RandomState(0)
+    text = rng.randint(1, len(vocab) + 1, size=(3, 2 * 7 + 1)).astype(np.int32)
+    whole = sess.run(model.loss, {model.seq: text})
+    first, state = sess.run([model.loss, model.final_state], {model.seq: text[:, :8]})
+    feed = char_rnn.feed_state(model, state, {model.seq: text[:, 7:]})
+    second = sess.run(model.loss, feed)
+    assert first + second == pytest.approx(whole, rel=1e-5)
+    # And the state matters: from the zero state the second window scores otherwise.
+    assert sess.run(model.loss, {model.seq: text[:, 7:]}) != pytest.approx(second, rel=1e-3)
+
+
+def stream_args(tmp, data, *extra, steps=12):
+    return tiny_args(tmp, data, '--stream', '--threads', '1', '--sample-every', '0', *extra,
+                     steps=steps)
+
+
+def test_a_resumed_stream_continues_its_streams_and_their_state(tmp_path, capsys):
+    """12 steps straight, and 6 + 6 across a restart mid-pass: the same losses, validation
+    included (the state the checkpoint saved carries on)."""
+    data = write_code(tmp_path / 'code.txt')
+
+    def losses(folder, steps):
+        code, out, err = run(stream_args(tmp_path / folder, data, steps=steps), capsys)
+        assert code == 0, err
+        return re.findall(r'(Iter \d+|Loss \S+|Validation loss \S+)', out)
+
+    straight = losses('a', 12)
+    assert len([x for x in straight if x.startswith('Iter')]) == 12
+    assert losses('b', 6) + losses('b', 12) == straight
+
+
+def test_stream_mode_keeps_every_character_and_evaluates_its_splits(tmp_path, capsys):
+    data = write_code(tmp_path / 'code.txt')
+    code, out, err = run(stream_args(tmp_path, data, '--cell', 'lstm', '--eval-batches',
+                                     '1'), capsys)
+    assert code == 0, err
+    assert 'vocabulary' in out and 'test characters' in out
+    stored = json.loads((tmp_path / 'ckpt' / 'trump_tweets' / CONFIG_FILE).read_text('utf-8'))
+    assert stored['mode'] == 'stream' and stored['cell'] == 'lstm'
+    assert '\n' in stored['vocab'] and ' ' in stored['vocab']   # --vocab auto, nothing stripped
+    printed = re.findall(r'Validation loss (\S+) nats/char', out)[-1]
+    # --evaluate val reads the validation text as training does, whole, whatever
+    # --eval-batches: the same loss as training printed at its last step.
+    argv = tiny_args(tmp_path, data, '--evaluate', 'val')
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert ': {} nats/char'.format(printed) in out, out
+    code, out, err = run(tiny_args(tmp_path, data, '--evaluate', 'test'), capsys)
+    assert code == 0 and 'the test text of' in out, err
+    # A file with characters outside the vocabulary: scored without them, and counted.
+    other = tmp_path / 'other.txt'
+    other.write_text('def x(1):\n    return Q\u00e9Q\n', encoding='utf-8')
+    code, out, err = run(tiny_args(tmp_path, data, '--evaluate', str(other)), capsys)
+    assert code == 0, err
+    assert "3 outside the vocabulary not scored ('Q' 2, '\u00e9' 1)" in out, out
+    # The checkpoint's kind binds: another cell, or lines, is refused in one line.
+    code, out, err = run(tiny_args(tmp_path, data, '--cell', 'gru', steps=14), capsys)
+    assert code == 2 and '--cell lstm' in err and 'Traceback' not in err, err
+
+
+def test_a_line_model_refuses_stream_and_test(trained, tmp_path, capsys):
+    data = copy_trained(trained, tmp_path)
+    code, out, err = run(tiny_args(tmp_path, data, '--stream', steps=8), capsys)
+    assert code == 2 and 'reads its data as lines' in err, err
+    code, out, err = run(tiny_args(tmp_path, data, '--evaluate', 'test'), capsys)
+    assert code == 2 and 'validation lines only' in err, err
+    code, out, err = run(tiny_args(tmp_path, data, '--evaluate', 'val'), capsys)
+    assert code == 0 and 'the val text of' in out and 'bits/char' in out, err
