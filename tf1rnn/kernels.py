@@ -12,8 +12,7 @@ MultiRNNCell): the weights are the cells' own variables, so both graphs share a 
 import collections
 
 from utils import tf, rnn, TF1
-from tf1rnn.stacked import (GRUWeights, LSTMWeights, RNNWeights, at_lengths,
-                            cell_stack)  # noqa: F401 (the weights' types: the API)
+from tf1rnn.stacked import GRUWeights, LSTMWeights, RNNWeights, at_lengths, cell_stack
 
 if TF1:
     from tensorflow.contrib.rnn.python.ops import lstm_ops as _contrib_lstm_ops
