@@ -7,7 +7,8 @@ each module imports only those below it:
     cli          one error line instead of a traceback; argparse types with ranges
     files        sha256, atomic and checked downloads
     layer_norm   the notebook's layer-norm LSTM cell, ported
-    kernels      the fast graphs: gru_stack, the fused LSTM
+    stacked      cell_stack: stacked GRU, LSTM or RNN layers in one loop, gradient written out
+    kernels      the fast graphs: fast_stack per cell kind, gru_stack, the fused LSTM
     corpus       a text file as vocabulary ids, in bounded memory, and its cache
     windows      char_rnn.py's windows, split and batched in a resumable order
     streams      char_rnn.py's stream mode: contiguous splits, streams carrying the state
