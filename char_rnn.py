@@ -246,7 +246,8 @@ class CharRNN(object):
 
     def fast_logits(self):
         """The logits of every window position but the last, [window - 1, batch, vocab],
-        by the same cells and dense layer as self.logits, faster (kernels.cell_stack).
+        by the same cells and dense layer as self.logits, faster (kernels.fast_stack: the
+        GRU and RNN layers in one loop, each LSTM layer one BlockLSTM op).
 
         Layer 1's input projection of a one-hot id is a row of its kernel: a gather (id 0,
         padding, gets zeros). Positions after a row's end are not skipped, as dynamic_rnn's
@@ -255,12 +256,10 @@ class CharRNN(object):
         (all positions but the last), which --stream feeds as the next batch's in_state.
         """
         ids = tf.transpose(self.seq)
-        inputs = [len(self.vocab)] + self.hidden_sizes[:-1]
-        weights = [kernels.cell_weights(cell, n) for cell, n in zip(self.layers, inputs)]
         # A stream's window ends with the next window's first input: its state is wanted.
-        top, self.final_state = kernels.cell_stack(
-            kernels.one_hot_projection(weights[0], ids[:-1] if self.stream else ids),
-            list(self.in_state), weights)
+        top, self.final_state = kernels.fast_stack(
+            self.layers, kernels.OneHot(ids[:-1] if self.stream else ids, len(self.vocab)),
+            list(self.in_state))
         return tf.layers.dense(top if self.stream else top[:-1], len(self.vocab), None,
                                name='dense', reuse=True)
 
