@@ -87,6 +87,9 @@ class LectureConfig(object):
     len_generated = 200         # the lecture's
     skip_step = 1               # the lecture logs every step
     steps = 5000                # finite, so `make train` ends (~20 min on 2 CPU cores)
+    minutes = None              # or a wall-time budget: the run (and a cosine decay) ends there
+    stream = False              # the lecture reads lines (--stream: the file as one text)
+    cell = None                 # the lecture's GRUCell (--cell)
     sample_every = 100          # the lecture samples every step: that would dominate the run time
     eval_every = 100            # validation loss and checkpoints this often
     eval_batches = 20           # validation batches averaged per evaluation (0: all)
@@ -115,42 +118,62 @@ class TenMinutesConfig(LectureConfig):
     lr_decay = 'cosine'         # to a tenth of lr at `steps`: the last steps settle
     warmup = 100                # the first steps at the full rate spike the loss
     clip = 5.0                  # the loss is a sum over the batch: this bounds each step
-    steps = 3800                # ~9.7 minutes here (2 cores), evaluations and samples included
+    steps = 0                   # no step count: ten minutes of whatever machine runs it
+    minutes = 10                # the budget the cosine decay ends with, all included
     eval_batches = 40           # 40 x 32: the same 1,280 validation windows as the lecture
     sample_every = 1000
     model = 'trump_tweets-ten-minutes'   # not on the lecture's checkpoints
 
 
-CONFIGS = {'lecture': LectureConfig, 'tiny': TinyConfig, 'ten-minutes': TenMinutesConfig}
+class TenMinutesStreamConfig(TenMinutesConfig):
+    """Any multi-line text read as one stream (--stream), the lowest validation loss in ten
+    minutes on 2 CPU cores (bench/stream_vs_transformer.py; docs/streams.md)."""
+    stream = True
+    cell = 'lstm'               # each layer one fused BlockLSTM op: the most steps a minute
+    hidden_sizes = [256, 256]
+    batch_size = 32
+    window = 100                # targets a window: state carries on past it anyway
+    lr = 0.002
+    eval_every = 200            # the validation text is read whole: a few seconds each
+    sample_every = 0
+    model = 'stream-ten-minutes'
+
+
+CONFIGS = {'lecture': LectureConfig, 'tiny': TinyConfig, 'ten-minutes': TenMinutesConfig,
+           'ten-minutes-stream': TenMinutesStreamConfig}
 LECTURE_TEMPERATURE = 1.5       # the lecture's self.temp, the default with --sampling lecture
 
 
 def training_settings(args, cfg, hidden_sizes):
     """What decides the trained model, printed at the start and stored in config.json."""
-    names = ('batch_size', 'window', 'lr', 'lr_decay', 'decay_steps', 'warmup', 'clip', 'steps')
+    names = ('batch_size', 'window', 'lr', 'lr_decay', 'decay_steps', 'warmup', 'clip', 'steps',
+             'minutes')
     settings = dict(config=args.config or 'lecture', hidden_sizes=list(hidden_sizes),
                     keep_prob=args.keep_prob, loss=args.loss,
                     **{name: getattr(cfg, name) for name in names})
-    if not settings['lr_decay']:
-        del settings['decay_steps']
+    for name in ('decay_steps', 'minutes'):
+        if not settings[name] or not settings['lr_decay'] and name == 'decay_steps':
+            del settings[name]
     return settings
 
 
 def make_config(args):
     """The --config's settings with the flags given applied over them."""
     cfg = CONFIGS[args.config or 'lecture']()
-    for name in ('steps', 'batch_size', 'window', 'lr', 'lr_decay', 'decay_steps', 'warmup',
-                 'clip', 'temperature', 'skip_step', 'sample_every', 'eval_every',
+    for name in ('steps', 'minutes', 'batch_size', 'window', 'lr', 'lr_decay', 'decay_steps',
+                 'warmup', 'clip', 'temperature', 'skip_step', 'sample_every', 'eval_every',
                  'eval_batches', 'summary_every'):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if cfg.lr_decay == 'cosine' and args.decay_steps is None:
-        if not cfg.steps:   # the cosine ends with the run, and this run has no end
-            raise UserError('--lr-decay cosine needs an end: --steps N, or --decay-steps N '
-                            '(the rate then stays at a tenth after step N)')
-        cfg.decay_steps = cfg.steps   # the cosine ends with the run
+        if not cfg.steps and not cfg.minutes:   # the cosine ends with the run: it has no end
+            raise UserError('--lr-decay cosine needs an end: --steps N, --minutes M, or '
+                            '--decay-steps N (the rate then stays at a tenth after step N)')
+        # The cosine ends with the run: at its last step, or at the end of its minutes.
+        cfg.decay_steps = None if cfg.minutes else cfg.steps
     if args.length is not None:
         cfg.len_generated = args.length
+    args.stream, args.cell = args.stream or cfg.stream, args.cell or cfg.cell
     if args.sampling == 'lecture' and args.temperature is None:
         cfg.temperature = LECTURE_TEMPERATURE
     return cfg
@@ -233,8 +256,11 @@ class CharRNN(object):
         # (It does not: exp(logits / temp) taken as logits; see sample_ids, lecture_logits.)
         self.sample = decoding.sample_ids(self.logits[:, -1], self.temp, self.sampling,
                                           self.top_k, self.greedy)
-        self.learning_rate = utils.learning_rate(self.lr, self.gstep, self.lr_decay,
-                                                 self.decay_steps, self.warmup)
+        # --minutes: the fraction of the budget spent, fed each step (the cosine follows it).
+        self.progress = tf.placeholder_with_default(0.0, [], name='progress')
+        self.learning_rate = utils.learning_rate(
+            self.lr, self.gstep, self.lr_decay, self.decay_steps, self.warmup,
+            self.progress if self.lr_decay == 'cosine' and not self.decay_steps else None)
         grads_and_vars, self.grad_norm = utils.clip_gradients(
             self.loss, tf.trainable_variables(), self.clip)
         self.grads_and_vars = utils.check_numerics(grads_and_vars)   # what the update applies
@@ -372,6 +398,10 @@ class Trainer(object):
                                 for state in tf.nest.flatten(model.final_state)]
             self.state_in = [tf.placeholder(tf.float32, var.shape) for var in self.saved_state]
             self.save_state = tf.group(*map(tf.assign, self.saved_state, self.state_in))
+        if cfg.minutes:   # the time trained so far, saved with the weights: a resume goes on
+            self.seconds = tf.Variable(0.0, trainable=False, name='train_seconds')
+            self.new_seconds = tf.placeholder(tf.float32, [])
+            self.save_seconds = tf.assign(self.seconds, self.new_seconds)
         self.seeds = decoding.default_seeds(SEEDS, model.vocab)
         self.train_summary = tf.summary.merge([
             tf.summary.scalar('loss_per_char', model.loss_per_char),
@@ -396,9 +426,18 @@ class Trainer(object):
             print('step {} already reached (--steps {}): nothing to train'.format(
                 self.step, cfg.steps))
             return 0
-        print('training {} ({}, TensorFlow {}): hidden sizes {}, until step {}'.format(
+        # --minutes: the time trained before this run, then this run's since main() began.
+        self.seconds_before = sess.run(self.seconds) if cfg.minutes else 0.0
+        self.spent = lambda: self.seconds_before + time.time() - self.args.start
+        if cfg.minutes and self.seconds_before >= 60 * cfg.minutes:
+            print('{:g} minutes already trained (--minutes {:g}): nothing to train'.format(
+                self.seconds_before / 60, cfg.minutes))
+            return 0
+        print('training {} ({}, TensorFlow {}): hidden sizes {}, until {}'.format(
             self.args.model, utils.STACK, tf.version.VERSION, model.hidden_sizes,
-            cfg.steps or 'Ctrl-C'))
+            ' or '.join(filter(None, ['step {}'.format(cfg.steps) if cfg.steps else '',
+                                      '{:g} minutes'.format(cfg.minutes) if cfg.minutes
+                                      else ''])) or 'Ctrl-C'))
         self.events = training.Events(os.path.join(self.args.logdir, 'char_rnn', self.args.model),
                                       sess.graph, self.chief, self.step)
         try:
@@ -429,12 +468,15 @@ class Trainer(object):
         # included: what the graph computes), as bench/ does; the loss is per real target.
         targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
         self.own_steps = 0
-        while (not cfg.steps or self.step < cfg.steps) and not self.stop:
+        out_of_time = self.timed_out()
+        while (not cfg.steps or self.step < cfg.steps) and not self.stop and not out_of_time:
             t = time.time()
             batch, reset = next(batches)
             iteration = self.step
             feed = feed_state(model, None if reset else self.state, dict(train_feed))
             feed[model.seq] = batch
+            if cfg.minutes:
+                feed[model.progress] = self.spent() / (60 * cfg.minutes)
             summarize = (iteration + 1) % cfg.summary_every == 0
             fetches = [model.loss, model.opt] + ([model.final_state] if model.stream else []) \
                 + ([self.train_summary] if summarize else [])
@@ -443,6 +485,7 @@ class Trainer(object):
             if results is None:   # a cluster's step, stopped while waiting for the others
                 break
             batch_loss = results[0]
+            out_of_time = self.timed_out()
             self.state = results[2] if model.stream else None
             self.step = results[1] if self.cluster else iteration + 1   # others' steps count
             self.own_steps += 1
@@ -469,13 +512,18 @@ class Trainer(object):
             if cfg.sample_every and runs.passed(iteration, self.step, cfg.sample_every) \
                     and not self.stop:
                 self.print_samples()
-            if runs.passed(iteration, self.step, cfg.eval_every) or (cfg.steps and
-                                                                self.step >= cfg.steps):
+            if runs.passed(iteration, self.step, cfg.eval_every) or out_of_time or (
+                    cfg.steps and self.step >= cfg.steps):
                 self.validate()
                 self.save_latest()
                 self.events.flush()
 
+    def timed_out(self):
+        return bool(self.cfg.minutes) and self.spent() >= 60 * self.cfg.minutes
+
     def save_latest(self):
+        if self.cfg.minutes:
+            self.sess.run(self.save_seconds, {self.new_seconds: self.spent()})
         if self.model.stream and self.state is not None:
             self.sess.run(self.save_state, dict(zip(self.state_in, tf.nest.flatten(self.state))))
         return self.checkpoints.save_latest(self.sess, self.step)
@@ -711,6 +759,9 @@ def parse_args(argv=None):
     # The config's numbers (None: the config's own; make_config applies them).
     add('--steps', type=cli.non_negative_int, default=None, help='train until the global step '
         'reaches this (re-run to finish); 0: until Ctrl-C (default: 5000; tiny: 20)')
+    add('--minutes', type=cli.number(float, low=0), default=None, help='train for this much '
+        'wall time (a resumed run: in all), which a cosine decay ends with; 0: no budget '
+        '(default: ten-minutes configs: 10, else none)')
     add('--batch-size', type=cli.positive_int, default=None, help='windows per batch '
         '(default: 64)')
     add('--window', type=cli.window, default=None, help='characters per training window, '
@@ -779,7 +830,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    start = time.time()   # a --minutes budget counts from here: data and graph included
     args = parse_args(argv)
+    args.start = start
     cfg = make_config(args)
     if args.export is not None:
         return export_model(args, cfg)

@@ -169,11 +169,14 @@ def pad(rows):
 # Gradients: the schedule, clipping, checks and the update.
 # ---------------------------------------------------------------------------
 
-def learning_rate(lr, step, decay=None, decay_steps=1000, warmup=0):
+def learning_rate(lr, step, decay=None, decay_steps=1000, warmup=0, progress=None):
     """The learning rate at global step `step`: lr, times `decay` every decay_steps steps
     (tf.train.exponential_decay, staircase), or with decay 'cosine' down to a tenth of lr at
-    decay_steps (tf.train.cosine_decay); raised linearly over the first `warmup` steps."""
-    if decay == 'cosine':
+    decay_steps (tf.train.cosine_decay), or, given `progress` (the fraction of a time budget
+    spent), at the budget's end; raised linearly over the first `warmup` steps."""
+    if decay == 'cosine' and progress is not None:
+        rate = tf.train.cosine_decay(lr, tf.minimum(progress, 1.0), 1.0, alpha=0.1)
+    elif decay == 'cosine':
         rate = tf.train.cosine_decay(lr, step, decay_steps, alpha=0.1)
     elif decay:
         rate = tf.train.exponential_decay(lr, step, decay_steps, decay, staircase=True)

@@ -240,7 +240,36 @@ def test_ten_minutes_preset_is_printed_stored_and_has_its_own_folder(tmp_path, c
     with open(str(tmp_path / 'ckpt' / 'trump_tweets-ten-minutes' / 'config.json')) as f:
         training = json.load(f)['training']
     assert training == dict(training, config='ten-minutes', lr=0.002, lr_decay='cosine',
-                            clip=5.0, warmup=100, hidden_sizes=[8, 8], batch_size=4, steps=2)
+                            clip=5.0, warmup=100, hidden_sizes=[8, 8], batch_size=4, steps=2,
+                            minutes=10)
+
+
+def test_a_time_budget_ends_the_run_and_its_cosine_and_a_resume_goes_on_with_it(tmp_path,
+                                                                                 capsys):
+    """--minutes: the run ends when its wall time is spent, the cosine decay follows the
+    fraction spent (a tenth of the rate at the end), and a resumed run counts the time
+    trained before it."""
+    model, sess = make_model('abcd', lr=0.1, lr_decay='cosine', decay_steps=None)
+    rates = [sess.run(model.learning_rate, {model.progress: p}) for p in (0, 0.5, 1, 2)]
+    assert rates == pytest.approx([0.1, 0.055, 0.01, 0.01])
+    data = write_corpus(tmp_path / 'corpus.txt')
+    def argv(minutes):
+        return tiny_args(tmp_path, data, '--minutes', minutes, '--lr-decay', 'cosine',
+                         '--sample-every', '0', '--eval-every', '100000', '--skip-step', '1000',
+                         steps=0)
+
+    code, out, err = run(argv('0.05'), capsys)
+    assert code == 0 and 'until 0.05 minutes' in out and 'done at step' in out, err
+    step = int(re.search(r'done at step (\d+)', out).group(1))
+    folder = str(tmp_path / 'ckpt' / 'trump_tweets')
+    seconds = tf.train.load_variable(tf.train.latest_checkpoint(folder), 'train_seconds')
+    assert 3 <= seconds < 3 + 30
+    code, out, err = run(argv('0.05'), capsys)   # the budget is spent
+    assert code == 0 and 'minutes already trained (--minutes 0.05): nothing to train' in out
+    code, out, err = run(argv('0.1'), capsys)
+    assert code == 0 and 'resumed from' in out, err
+    assert int(re.search(r'done at step (\d+)', out).group(1)) > step
+    assert tf.train.load_variable(tf.train.latest_checkpoint(folder), 'train_seconds') >= 6
 
 
 @pytest.mark.parametrize('sampling', ['lecture', 'softmax'])

@@ -252,6 +252,10 @@ class Checkpoints(object):
         self.best_name = os.path.join(model_dir, 'best', PREFIX)
         self.saver = runs.rotating_saver(self.latest_name, 3)
         self.best_saver = runs.rotating_saver(self.best_name, 1)
+        # A --minutes run resumed from a checkpoint written without a budget starts its own.
+        fresh = ['train_seconds']
+        others = [var for var in tf.global_variables() if var.op.name not in fresh]
+        self.fresh = (fresh, tf.train.Saver(others) if others != tf.global_variables() else None)
         self.new_best = tf.placeholder(tf.float32, [], name='new_best')
         self.set_best = tf.assign(best_val_loss, self.new_best)
 
@@ -259,7 +263,7 @@ class Checkpoints(object):
         """Restores the latest intact checkpoint, if any, with a line saying so."""
         ckpt = runs.latest_checkpoint(self.model_dir, PREFIX)
         if ckpt:
-            runs.restore(sess, self.saver, ckpt)
+            runs.restore(sess, self.saver, ckpt, self.fresh)
             step, best = sess.run([gstep, self.best_val_loss])
             print('resumed from {} at step {}{}'.format(ckpt, step, '' if math.isinf(best)
                   else ', best validation loss {:.4f} nats/char'.format(best)))

@@ -208,18 +208,23 @@ def checkpoint_problem(path):
     return None
 
 
-def restore(sess, saver, path):
-    """saver.restore after checking that the checkpoint holds the graph's variables."""
+def restore(sess, saver, path, fresh=()):
+    """saver.restore after checking that the checkpoint holds the graph's variables. fresh:
+    (names, a Saver of the other variables): a checkpoint written without those variables
+    is restored by that Saver, and they keep their initial values."""
     try:
         shapes = dict(tf.train.list_variables(path))
     except (tf.errors.OpError, ValueError) as e:
         raise UserError('checkpoint {} is corrupt or unreadable ({})'.format(path, first_line(e)))
+    names, others = fresh or ((), None)
+    if any(var.op.name not in shapes for var in tf.global_variables()):
+        saver = others or saver
     for var in tf.global_variables():
         name = var.op.name
-        if name not in shapes:
+        if name not in shapes and name not in names:
             raise UserError('checkpoint {} is not of this model: it has no variable {}'.format(
                 path, name))
-        if list(shapes[name]) != var.shape.as_list():
+        if name in shapes and list(shapes[name]) != var.shape.as_list():
             raise UserError('checkpoint {} is of a different model shape or vocabulary: {} is {} '
                             'there, {} here'.format(path, name, list(shapes[name]),
                                                     var.shape.as_list()))
