@@ -768,9 +768,15 @@ def test_log_lines_and_resume_restore_step_vocabulary_and_best(trained, tmp_path
 
 
 @pytest.mark.parametrize('change', ['data', '--seed', '--val-frac', '--window'])
-def test_resume_refuses_another_validation_set(change, trained, tmp_path, capsys):
-    """The stored best validation loss only compares on the same held-out windows."""
+def test_resume_refuses_another_validation_set(change, trained, tmp_path, capsys, monkeypatch):
+    """The stored best validation loss only compares on the same held-out windows; the
+    refusal comes before the data is read and encoded (a gigabyte takes a while)."""
     data = copy_trained(trained, tmp_path)
+
+    def encode_file(*args, **kwargs):
+        raise AssertionError('the data was encoded before the refusal')
+    monkeypatch.setattr(corpus, 'encode_file', encode_file)
+    monkeypatch.setattr(corpus, 'load_encoded', encode_file)
     extra = []
     if change == 'data':
         data = write_corpus(tmp_path / 'more.txt', seed=1)
