@@ -393,15 +393,11 @@ class Trainer(object):
         self.end_marker = end_marker
         self.draw, self.val_batches = data   # (training_data)
         if model.stream:   # the state carried over, saved with the latest checkpoint
-            self.saved_state = [tf.Variable(tf.zeros([cfg.batch_size, state.shape[-1].value]),
-                                            trainable=False, name='carried_state')
-                                for state in tf.nest.flatten(model.final_state)]
-            self.state_in = [tf.placeholder(tf.float32, var.shape) for var in self.saved_state]
-            self.save_state = tf.group(*map(tf.assign, self.saved_state, self.state_in))
-        if cfg.minutes:   # the time trained so far, saved with the weights: a resume goes on
-            self.seconds = tf.Variable(0.0, trainable=False, name='train_seconds')
-            self.new_seconds = tf.placeholder(tf.float32, [])
-            self.save_seconds = tf.assign(self.seconds, self.new_seconds)
+            self.kept_state = training.Kept('carried_state', [
+                [cfg.batch_size, state.shape[-1].value]
+                for state in tf.nest.flatten(model.final_state)])
+        # --minutes: the time trained so far, saved with the weights: a resume goes on.
+        self.budget = training.Budget(cfg.minutes, args.start)
         self.seeds = decoding.default_seeds(SEEDS, model.vocab)
         self.train_summary = tf.summary.merge([
             tf.summary.scalar('loss_per_char', model.loss_per_char),
@@ -426,12 +422,10 @@ class Trainer(object):
             print('step {} already reached (--steps {}): nothing to train'.format(
                 self.step, cfg.steps))
             return 0
-        # --minutes: the time trained before this run, then this run's since main() began.
-        self.seconds_before = sess.run(self.seconds) if cfg.minutes else 0.0
-        self.spent = lambda: self.seconds_before + time.time() - self.args.start
-        if cfg.minutes and self.seconds_before >= 60 * cfg.minutes:
+        self.budget.load(sess)
+        if self.budget.over():
             print('{:g} minutes already trained (--minutes {:g}): nothing to train'.format(
-                self.seconds_before / 60, cfg.minutes))
+                self.budget.before / 60, cfg.minutes))
             return 0
         print('training {} ({}, TensorFlow {}): hidden sizes {}, until {}'.format(
             self.args.model, utils.STACK, tf.version.VERSION, model.hidden_sizes,
@@ -460,7 +454,7 @@ class Trainer(object):
         # reshuffled at every start): a resumed run draws what the uninterrupted one drew.
         batches = self.draw(self.cluster.own_steps(self.step) if self.cluster else self.step)
         # --stream: the state the last checkpoint saved (a new run's: zeros), the chief's own.
-        self.state = (tf.nest.pack_sequence_as(model.final_state, sess.run(self.saved_state))
+        self.state = (tf.nest.pack_sequence_as(model.final_state, self.kept_state.load(sess))
                       if model.stream and self.chief else None)
         train_feed = {model.keep_prob: self.args.keep_prob} if model.use_dropout else {}
         start = time.time()
@@ -468,7 +462,7 @@ class Trainer(object):
         # included: what the graph computes), as bench/ does; the loss is per real target.
         targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
         self.own_steps = 0
-        out_of_time = self.timed_out()
+        out_of_time = self.budget.over()
         while (not cfg.steps or self.step < cfg.steps) and not self.stop and not out_of_time:
             t = time.time()
             batch, reset = next(batches)
@@ -476,7 +470,7 @@ class Trainer(object):
             feed = feed_state(model, None if reset else self.state, dict(train_feed))
             feed[model.seq] = batch
             if cfg.minutes:
-                feed[model.progress] = self.spent() / (60 * cfg.minutes)
+                feed[model.progress] = self.budget.progress()
             summarize = (iteration + 1) % cfg.summary_every == 0
             fetches = [model.loss, model.opt] + ([model.final_state] if model.stream else []) \
                 + ([self.train_summary] if summarize else [])
@@ -485,7 +479,7 @@ class Trainer(object):
             if results is None:   # a cluster's step, stopped while waiting for the others
                 break
             batch_loss = results[0]
-            out_of_time = self.timed_out()
+            out_of_time = self.budget.over()
             self.state = results[2] if model.stream else None
             self.step = results[1] if self.cluster else iteration + 1   # others' steps count
             self.own_steps += 1
@@ -518,14 +512,10 @@ class Trainer(object):
                 self.save_latest()
                 self.events.flush()
 
-    def timed_out(self):
-        return bool(self.cfg.minutes) and self.spent() >= 60 * self.cfg.minutes
-
     def save_latest(self):
-        if self.cfg.minutes:
-            self.sess.run(self.save_seconds, {self.new_seconds: self.spent()})
+        self.budget.save(self.sess)
         if self.model.stream and self.state is not None:
-            self.sess.run(self.save_state, dict(zip(self.state_in, tf.nest.flatten(self.state))))
+            self.kept_state.save(self.sess, tf.nest.flatten(self.state))
         return self.checkpoints.save_latest(self.sess, self.step)
 
     def print_samples(self):
@@ -655,38 +645,10 @@ def sample(args, cfg):
 
 def evaluate_text(args, cfg):
     """--evaluate: the loss of the --checkpoint on a UTF-8 file, or on the validation or
-    test text of its data, in nats and bits per character. A stream model reads it whole as
-    training reads its validation text (rows carrying their state); a line model scores
-    each line whole from the zero state. Characters outside the vocabulary are counted."""
+    test text of its data, in nats and bits per character (model_dir.evaluation_data)."""
     stored, vocab, hidden_sizes, ckpt = trained_model(args)
-    mode, val = stored.get('mode', corpus.LINES), stored.get('validation', {})
-    window = val.get('window', cfg.window)
-    if args.evaluate in ('val', 'test'):
-        path = stored.get('data', args.data)
-        text = corpus.encode_file(path, vocab, mode=mode)
-        if val.get('data_sha256') not in (None, text.sha256):
-            raise UserError('{} has changed since {} was trained on it: its {} text is gone'
-                            .format(path, args.model, args.evaluate))
-        name = 'the {} text of {}'.format(args.evaluate, path)
-        if mode == corpus.STREAM:
-            split = streams.Split(text.ids, val['val_frac'], streams.TEST_FRAC, name=path)
-            ids = split.val if args.evaluate == 'val' else split.test
-        elif args.evaluate == 'test':
-            raise UserError('a line model holds out validation lines only: --evaluate val, '
-                            'or a file')
-        else:
-            lines = windows.Corpus(text, int(text.lengths.max()), val.get('val_frac', 0.05),
-                                   val.get('seed', 0), path).val
-    else:
-        text, name = corpus.encode_file(args.evaluate, vocab, mode=mode), args.evaluate
-        if mode == corpus.STREAM:
-            ids = text.ids
-        else:
-            lines = windows.Corpus(text, int(text.lengths.max()), 0, 0, name).train
-    if mode == corpus.STREAM:
-        batches = streams.EvalBatches(ids, val.get('rows', cfg.batch_size), window)
-    else:
-        batches = lines.fixed_batches(cfg.batch_size)
+    name, text, batches = model_dir.evaluation_data(args.evaluate, stored, vocab,
+                                                    cfg.batch_size, cfg.window)
     with tf.Graph().as_default():
         model = build_model(vocab, hidden_sizes, args, cfg)
         with tf.Session(config=runs.session_config(args.threads)) as sess:

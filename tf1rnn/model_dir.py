@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-from tf1rnn import corpus, files, runs
+from tf1rnn import corpus, files, runs, streams, windows
 from tf1rnn.cli import UserError
 from utils import tf
 
@@ -282,3 +282,35 @@ class Checkpoints(object):
             step, tf.train.latest_checkpoint(self.model_dir), '' if math.isinf(best) else
             ', best validation loss {:.4f} nats/char ({})'.format(
                 best, tf.train.latest_checkpoint(os.path.dirname(self.best_name))))
+
+
+def evaluation_data(which, stored, vocab, rows, window):
+    """(name, corpus.EncodedText, batches) that --evaluate scores: a file (which: its path),
+    or the validation or test text ('val', 'test') of the model's data, encoded as the
+    model reads its data. A stream model's text is read whole as training reads its
+    validation text (streams.EvalBatches, rows carrying their state); a line model's lines
+    each whole from the zero state (one window a line)."""
+    mode, val = stored.get('mode', corpus.LINES), stored.get('validation', {})
+    rows, window = val.get('rows', rows), val.get('window', window)
+    if which not in ('val', 'test'):
+        text = corpus.encode_file(which, vocab, mode=mode)
+        if mode == corpus.STREAM:
+            return which, text, streams.EvalBatches(text.ids, rows, window)
+        lines = windows.Corpus(text, int(text.lengths.max()), 0, 0, which).train
+        return which, text, lines.fixed_batches(rows)
+    path = stored.get('data')
+    text = corpus.encode_file(path, vocab, mode=mode)
+    if val.get('data_sha256') not in (None, text.sha256):
+        raise UserError('{} has changed since the model was trained on it: its {} text is '
+                        'gone'.format(path, which))
+    name = 'the {} text of {}'.format(which, path)
+    if mode == corpus.STREAM:
+        split = streams.Split(text.ids, val['val_frac'], streams.TEST_FRAC, name=path)
+        return name, text, streams.EvalBatches(split.val if which == 'val' else split.test,
+                                               rows, window)
+    if which == 'test':
+        raise UserError('a line model holds out validation lines only: --evaluate val, or a '
+                        'file')
+    held_out = windows.Corpus(text, int(text.lengths.max()), val.get('val_frac', 0.05),
+                              val.get('seed', 0), path).val
+    return name, text, held_out.fixed_batches(rows)

@@ -1,7 +1,9 @@
-"""What a training loop writes and runs besides its science: the event files of a run (a
-training and a validation writer, scalars and text built in Python), and one training step
-run in a session or a cluster, a non-finite gradient reported as one line."""
+"""What a training loop writes, runs and keeps besides its science: the event files of a run
+(a training and a validation writer, scalars and text built in Python), one training step run
+in a session or a cluster (a non-finite gradient reported as one line), values kept across
+steps and saved with each checkpoint, and a wall-time budget."""
 import os
+import time
 
 from tf1rnn import cli, runs
 from tf1rnn.cli import UserError
@@ -48,3 +50,48 @@ def run_step(sess, fetches, feed, step, cluster=None, stop=None, folder=None):
         raise UserError('NaN or Inf at step {}: {}; nothing saved, the latest checkpoint is '
                         '{}'.format(step, cli.first_line(e), tf.train.latest_checkpoint(folder)
                                     if folder else None))
+
+
+class Kept(object):
+    """Values a training loop keeps in Python between steps (an RNN state carried over, the
+    time trained) in variables of their own, so that each checkpoint saves them and a resumed
+    run reads them back: save() before a save, load() after a restore."""
+
+    def __init__(self, name, shapes):
+        self.variables = [tf.Variable(tf.zeros(shape), trainable=False, name=name)
+                          for shape in shapes]
+        self.new = [tf.placeholder(tf.float32, shape) for shape in shapes]
+        self.assign = tf.group(*map(tf.assign, self.variables, self.new))
+
+    def load(self, sess):
+        return sess.run(self.variables)
+
+    def save(self, sess, values):
+        sess.run(self.assign, dict(zip(self.new, values)))
+
+
+class Budget(object):
+    """A wall-time budget of `minutes` (None: none), counted from `start` (time.time()) after
+    the seconds trained before it, which a Kept variable ('train_seconds') saves."""
+
+    def __init__(self, minutes, start):
+        self.minutes, self.start, self.before = minutes, start, 0.0
+        self.kept = Kept('train_seconds', [[]]) if minutes else None
+
+    def load(self, sess):
+        if self.kept:
+            self.before = float(self.kept.load(sess)[0])
+
+    def save(self, sess):
+        if self.kept:
+            self.kept.save(sess, [self.spent()])
+
+    def spent(self):
+        return self.before + time.time() - self.start
+
+    def progress(self):
+        """The fraction spent (the cosine decay's position)."""
+        return self.spent() / (60 * self.minutes)
+
+    def over(self):
+        return bool(self.minutes) and self.spent() >= 60 * self.minutes
