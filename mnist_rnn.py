@@ -43,8 +43,6 @@ import numpy as np
 
 import utils
 from tf1rnn import cell_runs, distributed, export, kernels, layer_norm, mnist_data, runs, stats
-from tf1rnn.cell_runs import NanStop
-from tf1rnn.runs import Stopped
 from utils import TF1, rnn, tf
 
 # The notebook's cells, in the order of its Tests #1-#5.
@@ -216,15 +214,13 @@ def nan_remedies(cell, args):
     return 'remedies (the notebook\'s): ' + ', '.join(flags)
 
 
-def train(sess, model, inputs, labels, data, args, history, train_writer, test_writer,
-          out=None, stop=None, cluster=None):
+def train(sess, model, inputs, labels, data, args, history, train_writer, test_writer, out,
+          stop, cluster=None):
     """The notebook's loop, from history's position; updates history as it goes. A generator:
     yields after each epoch's test so the caller saves; raises NanStop on NaN/Inf (history
     holds the last good position), Stopped between two steps once `stop` is set. `progress`
     counts the batches trained and the notebook's step (test batches included), in one
     process or a cluster's worker (distributed.Progress)."""
-    out = out or sys.stdout
-    stop = runs.StopRequest() if stop is None else stop
     train_loop_count = data['train'].num_examples // args.batch_size
     test_loop_count = data['test'].num_examples // args.batch_size
     progress = distributed.Progress(
@@ -245,7 +241,7 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
         if progress.finished:
             return
         if stop:
-            raise Stopped
+            raise runs.Stopped
         t_start = time.time()
         batch_input, batch_label = batches[i % len(batches)]
         try:
@@ -254,8 +250,9 @@ def train(sess, model, inputs, labels, data, args, history, train_writer, test_w
         except tf.errors.InvalidArgumentError as e:   # --check-numerics
             if 'check_numerics' not in e.message:
                 raise
-            raise NanStop('{} at ep {:d}, step {:d} (check_numerics, before the update)'.format(
-                utils.check_numerics_source(e.message), progress.epoch + 1, progress.before + 1))
+            raise cell_runs.NanStop('{} at ep {:d}, step {:d} (check_numerics, before the '
+                                    'update)'.format(utils.check_numerics_source(e.message),
+                                                     progress.epoch + 1, progress.before + 1))
         train_losses.append(loss)
         train_accuracy.append(accuracy)
         t_elapsed = time.time() - t_start
@@ -285,7 +282,7 @@ def train_cell(cell, args, data, out=None, stop=None, cluster=None):
         graph = tf.Graph()
         with graph.as_default(), distributed.cluster_device(cluster):
             tf.set_random_seed(args.seed)
-            # The notebook's batch size, not None, which makes every step slower (measured: +10%
+            # The notebook's batch size: None (any) makes every step slower (measured: +10%
             # basic_lstm and gru, +25-50% ln_basic_lstm); evaluate pads the last, short batch.
             inputs_ = tf.placeholder(tf.float32, [args.batch_size, MAX_SEQ_LEN, INPUT_UNITS],
                                      name='inputs')
@@ -302,7 +299,7 @@ def train_cell(cell, args, data, out=None, stop=None, cluster=None):
             if run.finished:   # a cluster's chief opened the session to tell the workers to stop
                 return run.history
             epochs = train(sess, model, inputs_, labels_, data, args, run.history,
-                           run.train_writer, run.test_writer, out, stop, cluster)
+                           run.train_writer, run.test_writer, run.out, stop, cluster)
             return run.save_each_epoch(epochs, stop, nan_remedies(cell, args))
 
 
@@ -319,7 +316,7 @@ def test_epoch(sess, model, inputs, labels, data, args, ep, step, test_writer, o
     test_batches = data['test'].batches(args.batch_size)
     for batch_input, batch_label in test_batches:
         if stop:
-            raise Stopped   # resumes with this epoch's test loop
+            raise runs.Stopped   # resumes with this epoch's test loop
         t_start = time.time()
         accuracy, hits = sess.run([model.accuracy, model.hits],
                                   feed_dict={inputs: batch_input, labels: batch_label})
