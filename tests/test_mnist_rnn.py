@@ -305,27 +305,6 @@ def test_validation_accuracy_is_the_models_on_the_held_out_images(comparison):
     assert history['epochs'][-1]['validation_accuracy'] == pytest.approx(accuracy, abs=1e-9)
 
 
-def test_the_reported_epoch_is_validations_best_not_tests():
-    epochs = [dict(epoch=1, test_accuracy=0.90, validation_accuracy=0.91),
-              dict(epoch=2, test_accuracy=0.95, validation_accuracy=0.89),   # best on test
-              dict(epoch=3, test_accuracy=0.93, validation_accuracy=0.91)]   # ties epoch 1
-    history = {'status': 'done', 'epochs': epochs, 'train_seconds': 1.0, 'train_steps': 10,
-               'wall_seconds': 2.0}
-    figures = cell_runs.run_figures('gru', 0, history)
-    row = figures['row']
-    assert figures['score'] == 0.90
-    assert (row['best epoch (val)'], row['val accu'], row['test accu at best val'],
-            row['final test accu']) == ('1', '0.9100', '0.9000', '0.9300')
-    assert '0.9500' not in row.values()
-    # Without validation (--validation-size 0) it says so and reports the last epoch.
-    for epoch in epochs:
-        epoch['validation_accuracy'] = None
-    figures = cell_runs.run_figures('gru', 0, history)
-    assert figures['score'] == 0.93
-    assert (figures['row']['best epoch (val)'], figures['row']['val accu']) == (
-        '3 (last: no validation)', '')
-
-
 def test_finished_cells_are_not_trained_again(comparison):
     tmp = comparison['tmp']
     before = sorted(glob.glob(str(tmp / 'logdir' / '*' / 'events.out.tfevents.*')))

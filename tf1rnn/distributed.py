@@ -410,7 +410,8 @@ class Progress(object):
         return self.own if self.cluster else self.epoch_batches
 
     def to_test(self):
-        """The epochs (0-based) the chief has yet to test, all of their batches trained."""
+        """The chief's next epoch (0-based) to test, all of its batches trained, as long as
+        there is one: the caller tests it and calls tested_epoch before the next."""
         while self.chief and self.tested < min(self.done // self.epoch_batches, self.epochs):
             yield self.tested
 
