@@ -50,8 +50,8 @@ CELLS = ('basic_rnn', 'basic_lstm', 'gru', 'lstm', 'ln_basic_lstm')
 MAX_SEQ_LEN, INPUT_UNITS = mnist_data.MNIST_SHAPE   # rows per image, pixels per row
 NUM_CLASSES = mnist_data.MNIST_CLASSES
 NAN_EXIT = 3       # exit status when a cell stopped on NaN or Inf
-# TensorBoard tags. The notebook's tf.Summary.Value tags, as its OCR'd text reads
-# them ('train accuracy', 'loss', 'test accuracy'), plus the per-epoch means.
+# TensorBoard tags: the notebook's tf.Summary.Value tags (as its OCR'd text reads them), and
+# the per-epoch means.
 TAG_TRAIN_ACCURACY = 'train accuracy'
 TAG_LOSS = 'loss'
 TAG_TEST_ACCURACY = 'test accuracy'
@@ -80,8 +80,7 @@ class NotebookConfig(object):
 
 
 class TinyConfig(NotebookConfig):
-    """A smoke test that runs in seconds: few small batches, a log line every 5 steps, no
-    validation (the last epoch is reported)."""
+    """A smoke test in seconds: few small batches, a line every 5 steps, no validation."""
     epochs = 1
     batch_size = 32
     hidden = 8
@@ -441,7 +440,7 @@ def parse_args(argv=None):
         'with --seeds <dir>/mnist_<cell>_seed<k>/ (default: checkpoints)')
     add('--export', metavar='DIR', help='write the --cell\'s checkpoint as a SavedModel to '
         'DIR/<version> (1, 2, ...), signature classify (docs/export.md), and exit')
-    add('--force', action='store_true', help='train a cell again even if it is finished')
+    add('--force', action='store_true', help='train the cell from the start, even if finished')
     add('--threads', type=cli.non_negative_int, default=0,
         help='TensorFlow intra/inter-op threads (default: 0, TensorFlow decides)')
     add('--log-every', type=cli.positive_int, help='steps between log lines (notebook: 250)')

@@ -157,7 +157,7 @@ class CellRun(object):
 
         with CellRun(cell, args, data, out, cluster) as run:   # locked, history.json read
             (if run.finished: nothing to train; build the graph)
-            with run.session(graph, epoch_batches, threads, global_step) as sess:
+            with run.session(graph, threads, global_step) as sess:   # restored, or new
                 run.save_each_epoch(the training loop's epochs, stop, remedies)
 
     The cluster's chief (or the one process) reads and writes the folder's files, the event
