@@ -1210,6 +1210,14 @@ def event_files(logdir):
         os.path.join(str(logdir), '**', 'events.out.tfevents.*'), recursive=True)}
 
 
+def mark_event_files(logdir, suffix):
+    """Renames the event files under logdir to end in suffix (still event files, by their
+    names): told apart from those a later run makes within the same second, which FileWriter
+    names alike."""
+    for path in event_files(logdir):
+        os.replace(path, path + suffix)
+
+
 def test_another_checkpoint_dir_with_the_same_logdir_never_deletes_the_first_runs_events(
         tmp_path):
     """The lock's advice followed (another --checkpoint-dir) while the first run trains, with
@@ -1253,8 +1261,10 @@ def test_another_checkpoint_dir_with_the_same_logdir_never_deletes_the_first_run
     assert set(before) < set(after) and all(after[p] == size for p, size in before.items())
     # --force starts it over: its own earlier event files go (the notebook's rm -fr logdir),
     # only the new run's steps are left.
+    mark_event_files(logdir, '.before')
     status, out, err = run_main(args + ['--force'])
     assert status == 0, err
+    assert not [path for path in event_files(logdir) if path.endswith('.before')]
     losses = [step for step, _ in events(str(logdir / 'train_basic_rnn'))[0][mnist_rnn.TAG_LOSS]]
     assert len(losses) == len(set(losses)) == len(history_of(tmp_path, 'basic_rnn')['losses'])
 
@@ -1277,14 +1287,17 @@ def test_a_run_killed_before_its_first_save_starts_over_in_its_own_event_folders
         proc.communicate()
     history = history_of(tmp_path, 'gru')
     assert (history['status'], history['checkpoint']) == ('training', None)
-    killed = event_files(tmp_path / 'logdir')
-    assert len(killed) == 2
+    assert len(event_files(tmp_path / 'logdir')) == 2
+    mark_event_files(tmp_path / 'logdir', '.killed')
     args[args.index('200')] = '1'
     status, out, err = run_main(args)
     assert status == 0, err
     assert 'holds no checkpoint yet: starting the cell over' in out
     assert '[trn] ep 1, step 1,' in out
-    assert not set(killed) & set(event_files(tmp_path / 'logdir'))
+    assert not [path for path in event_files(tmp_path / 'logdir') if path.endswith('.killed')]
+    losses = [step for step, _ in events(str(tmp_path / 'logdir' / 'train_gru'))[0][
+        mnist_rnn.TAG_LOSS]]
+    assert losses == list(range(1, 11))   # this run's steps, none of the killed run's
 
 
 def test_a_restarted_run_rotates_the_earlier_processes_checkpoints_away(tmp_path, monkeypatch):
