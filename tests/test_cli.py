@@ -53,3 +53,13 @@ def test_a_name_is_not_a_path(text):
     with pytest.raises(argparse.ArgumentTypeError):
         cli.name(text)
     assert cli.name('my-model.v2') == 'my-model.v2'
+
+
+def test_choice_list_takes_one_all_or_a_list_in_order_each_once():
+    cells = cli.choice_list(('a', 'b', 'c'))
+    assert (cells('b'), cells('all'), cells('c, a,c')) == (['b'], ['a', 'b', 'c'], ['c', 'a'])
+    for text, bad in (('d', 'd'), ('a,x', 'x'), ('', '')):
+        with pytest.raises(argparse.ArgumentTypeError) as e:
+            cells(text)
+        assert str(e.value) == ("invalid choice: {!r} (choose from 'a', 'b', 'c', 'all', or a "
+                                "comma-separated list)".format(bad))

@@ -19,7 +19,7 @@ import pytest
 
 import char_rnn
 from cluster import free_ports
-from tf1rnn import distributed, runs
+from tf1rnn import distributed, mnist_data, runs
 from utils import tf
 from test_char_rnn import run, write_corpus
 from test_mnist_rnn import N_TEST, checkpoint_accuracy, make_digits, write_mnist
@@ -536,3 +536,82 @@ def test_cluster_help_shows_the_ranges():
                           universal_newlines=True, timeout=60)
     assert proc.returncode == 0
     assert '(range: 1 or more)' in proc.stdout and '(range: [0, 65535])' in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# Progress: the notebook loop's counts, in one process and on a cluster's workers
+# ---------------------------------------------------------------------------
+
+class FakeSession(object):
+    """sess.run of a training step: [loss, the update's result, accuracy]."""
+
+    def __init__(self, updates=()):
+        self.updates = list(updates)
+
+    def run(self, fetches, feed=None, options=None):
+        return [1.0, self.updates.pop(0) if self.updates else None, 0.5]
+
+
+class FakeCluster(object):
+    def __init__(self, task, num_workers=2, per_update=1):
+        self.task, self.num_workers, self.per_update = task, num_workers, per_update
+        self.is_chief = task == 0
+
+    def run(self, sess, fetches, feed, stop):   # the global step read after the update
+        return sess.run(fetches, feed)
+
+
+def test_progress_of_one_process_counts_its_steps_and_the_test_batches():
+    """3 batches and 2 test batches an epoch: the notebook's steps 1-3, then its test steps
+    4-5, then 6-8; an epoch trained is open (batch 3) until tested."""
+    progress = distributed.Progress(None, 0, 0, 3, 2, 2)
+    sess, steps = FakeSession(), []
+    for _ in range(3):
+        progress.run(sess, None, None, None)
+        steps.append((progress.step, progress.epoch, progress.passed(2)))
+    assert steps == [(1, 0, False), (2, 0, True), (3, 0, False)]
+    assert progress.position() == {'epoch': 0, 'batch': 3, 'step': 3}
+    assert next(progress.to_test()) == 0 and progress.epoch_steps == 3
+    assert progress.tested_epoch(5) == {'epoch': 1, 'batch': 0, 'step': 5}
+    assert next(progress.to_test(), None) is None and not progress.finished
+    progress.run(sess, None, None, None)
+    assert (progress.step, progress.epoch, progress.position()) == (
+        6, 1, {'epoch': 1, 'batch': 1, 'step': 6})
+    resumed = distributed.Progress(None, 4, 1, 3, 2, 2)   # history's position, the same count
+    assert (resumed.done, resumed.step) == (4, 6)
+
+
+def test_progress_of_a_cluster_reads_the_global_step():
+    """--sync, 2 batches an update: a worker other than the chief knows no step before its
+    first (no log line for it) and estimates the test batches; the chief's count jumps with
+    the others' updates, past an epoch's end, which it then tests."""
+    worker = distributed.Progress(FakeCluster(1, per_update=2), 7, 0, 3, 2, 2)
+    assert worker.done is None and not worker.finished
+    dataset = mnist_data.DataSet(np.arange(13 * 4.0).reshape(13, 2, 2), np.arange(13))
+    batches = worker.batches(dataset, 3)   # its share: images 1, 3, 5, ... (6)
+    assert [list(labels) for _, labels in batches] == [[1, 3, 5], [7, 9, 11]]
+    worker.run(FakeSession([2]), None, None, None)
+    assert (worker.done, worker.step, worker.passed(1)) == (4, 4 + 1 * 2, False)
+    assert next(worker.to_test(), None) is None   # only the chief tests
+    assert worker.position() == {'epoch': 1, 'batch': 1, 'step': 6}
+    chief = distributed.Progress(FakeCluster(0, per_update=2), 0, 0, 3, 2, 2)
+    chief.run(FakeSession([1]), None, None, None)
+    assert (chief.done, chief.step, chief.passed(1), next(chief.to_test(), None)) == (
+        2, 2, True, None)
+    chief.run(FakeSession([3]), None, None, None)   # another worker's update came between
+    assert (chief.done, chief.epoch, chief.epoch_steps) == (6, 1, 2)
+    assert next(chief.to_test()) == 0   # (yielded until tested)
+    assert chief.tested_epoch(8) == {'epoch': 1, 'batch': 3, 'step': 8}
+    assert next(chief.to_test()) == 1   # the second epoch's batches are done too
+    chief.tested_epoch(13)
+    assert chief.finished
+
+
+def test_progress_stops_a_worker_stopped_while_waiting():
+    class Waiting(FakeCluster):
+        def run(self, sess, fetches, feed, stop):
+            return None
+    progress = distributed.Progress(Waiting(1), 0, 0, 3, 2, 2)
+    with pytest.raises(runs.Stopped):
+        progress.run(FakeSession(), None, None, runs.StopRequest())
+    assert progress.done is None

@@ -305,27 +305,6 @@ def test_validation_accuracy_is_the_models_on_the_held_out_images(comparison):
     assert history['epochs'][-1]['validation_accuracy'] == pytest.approx(accuracy, abs=1e-9)
 
 
-def test_the_reported_epoch_is_validations_best_not_tests():
-    epochs = [dict(epoch=1, test_accuracy=0.90, validation_accuracy=0.91),
-              dict(epoch=2, test_accuracy=0.95, validation_accuracy=0.89),   # best on test
-              dict(epoch=3, test_accuracy=0.93, validation_accuracy=0.91)]   # ties epoch 1
-    history = {'status': 'done', 'epochs': epochs, 'train_seconds': 1.0, 'train_steps': 10,
-               'wall_seconds': 2.0}
-    figures = cell_runs.run_figures('gru', 0, history)
-    row = figures['row']
-    assert figures['score'] == 0.90
-    assert (row['best epoch (val)'], row['val accu'], row['test accu at best val'],
-            row['final test accu']) == ('1', '0.9100', '0.9000', '0.9300')
-    assert '0.9500' not in row.values()
-    # Without validation (--validation-size 0) it says so and reports the last epoch.
-    for epoch in epochs:
-        epoch['validation_accuracy'] = None
-    figures = cell_runs.run_figures('gru', 0, history)
-    assert figures['score'] == 0.93
-    assert (figures['row']['best epoch (val)'], figures['row']['val accu']) == (
-        '3 (last: no validation)', '')
-
-
 def test_finished_cells_are_not_trained_again(comparison):
     tmp = comparison['tmp']
     before = sorted(glob.glob(str(tmp / 'logdir' / '*' / 'events.out.tfevents.*')))
@@ -1218,3 +1197,140 @@ def test_a_closed_output_pipe_at_the_first_line_stops_and_saves(tmp_path, monkey
     assert status == 0 and pipe.written == []
     history = history_of(tmp_path, 'basic_rnn')
     assert history['step'] == 0 and history['checkpoint'] == 'model.ckpt-0'
+
+
+# ---------------------------------------------------------------------------
+# Files across runs: event folders are never taken from another run; a restarted run rotates
+# the earlier process's checkpoints too.
+# ---------------------------------------------------------------------------
+
+def event_files(logdir):
+    """{path: size} of every event file under logdir."""
+    return {path: os.path.getsize(path) for path in glob.glob(
+        os.path.join(str(logdir), '**', 'events.out.tfevents.*'), recursive=True)}
+
+
+def mark_event_files(logdir, suffix):
+    """Renames the event files under logdir to end in suffix (still event files, by their
+    names): told apart from those a later run makes within the same second, which FileWriter
+    names alike."""
+    for path in event_files(logdir):
+        os.replace(path, path + suffix)
+
+
+def test_another_checkpoint_dir_with_the_same_logdir_never_deletes_the_first_runs_events(
+        tmp_path):
+    """The lock's advice followed (another --checkpoint-dir) while the first run trains, with
+    the same --logdir: one line and exit 2, the first run's event files untouched and nothing
+    written; with another --logdir it trains. --force, and a resume, of the first run keep to
+    its own event files."""
+    holder, args = start_long_run(tmp_path)
+    logdir, first = tmp_path / 'logdir', tmp_path / 'checkpoints' / 'mnist_basic_rnn'
+    other = tmp_path / 'other'
+    argv = list(args)
+    argv[argv.index('--checkpoint-dir') + 1] = str(other)
+    try:
+        second = run_script(argv, tmp_path)
+        assert second.returncode == 2 and '[trn]' not in second.stdout
+        assert error_lines(second.stderr) == [
+            '{}: error: {} holds the event files of another run (not of {}): give this run '
+            'another --logdir, or remove them'.format(
+                os.path.basename(SCRIPT), logdir / 'train_basic_rnn', other / 'mnist_basic_rnn')]
+        assert not other.exists()
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.communicate()
+    before = event_files(logdir)
+    assert {os.path.basename(os.path.dirname(p)) for p in before} == {'train_basic_rnn',
+                                                                      'test_basic_rnn'}
+    history = json.load(open(str(first / 'history.json')))
+    assert history['event_dirs'] == [os.path.join('..', '..', 'logdir', name)
+                                     for name in ('test_basic_rnn', 'train_basic_rnn')]
+    argv[argv.index('200')] = '1'
+    argv[argv.index('--logdir') + 1] = str(tmp_path / 'logdir2')
+    status, out, err = run_main(argv)
+    assert status == 0, err
+    assert event_files(logdir) == before   # the first run's, as they were
+    assert len(event_files(tmp_path / 'logdir2')) == 2
+    # The first run resumed: its events go on in the same files' folders, none removed.
+    args[args.index('200')] = str(history['epoch'] + 1)
+    status, out, err = run_main(args)
+    assert status == 0 and 'resuming at ep' in out, err
+    after = event_files(logdir)
+    assert set(before) < set(after) and all(after[p] == size for p, size in before.items())
+    # --force starts it over: its own earlier event files go (the notebook's rm -fr logdir),
+    # only the new run's steps are left.
+    mark_event_files(logdir, '.before')
+    status, out, err = run_main(args + ['--force'])
+    assert status == 0, err
+    assert not [path for path in event_files(logdir) if path.endswith('.before')]
+    losses = [step for step, _ in events(str(logdir / 'train_basic_rnn'))[0][mnist_rnn.TAG_LOSS]]
+    assert len(losses) == len(set(losses)) == len(history_of(tmp_path, 'basic_rnn')['losses'])
+
+
+def test_a_run_killed_before_its_first_save_starts_over_in_its_own_event_folders(tmp_path):
+    """kill -9 in the first epoch: history.json, written as training starts, names the event
+    folders the run wrote, so the same command starts over there (not refused as another
+    run's), replacing those events."""
+    write_mnist(tmp_path / 'data')
+    args = small_args(tmp_path, '--cell', 'gru', '--epochs', '200', '--log-every', '1')
+    proc = subprocess.Popen([sys.executable, SCRIPT] + args, cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith('[trn] ep 1, step 2,'):
+                break
+    finally:
+        proc.kill()
+        proc.communicate()
+    history = history_of(tmp_path, 'gru')
+    assert (history['status'], history['checkpoint']) == ('training', None)
+    assert len(event_files(tmp_path / 'logdir')) == 2
+    mark_event_files(tmp_path / 'logdir', '.killed')
+    args[args.index('200')] = '1'
+    status, out, err = run_main(args)
+    assert status == 0, err
+    assert 'holds no checkpoint yet: starting the cell over' in out
+    assert '[trn] ep 1, step 1,' in out
+    assert not [path for path in event_files(tmp_path / 'logdir') if path.endswith('.killed')]
+    losses = [step for step, _ in events(str(tmp_path / 'logdir' / 'train_gru'))[0][
+        mnist_rnn.TAG_LOSS]]
+    assert losses == list(range(1, 11))   # this run's steps, none of the killed run's
+
+
+def test_a_restarted_run_rotates_the_earlier_processes_checkpoints_away(tmp_path, monkeypatch):
+    """Epoch 1 (checkpoint 13); a second process stopped by Ctrl-C at step 20 (checkpoint
+    20); a third that finishes epochs 2 and 3 (26, 39): the folder keeps the newest two,
+    whoever saved them."""
+    write_mnist(tmp_path / 'data')
+    argv = small_args(tmp_path, '--cell', 'gru', '--threads', '1')
+    folder = tmp_path / 'checkpoints' / 'mnist_gru'
+
+    def checkpoints():
+        return sorted(name for name in os.listdir(str(folder)) if name.startswith('model.ckpt'))
+
+    assert run_main(argv + ['--epochs', '1'])[0] == 0
+    summary, calls = runs.scalar_summary, []
+
+    def summary_with_ctrl_c(*tags_and_values):
+        calls.append(tags_and_values)
+        if len(calls) == 7:   # the seventh step of epoch 2: step 13 + 7
+            os.kill(os.getpid(), signal.SIGINT)
+        return summary(*tags_and_values)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runs, 'scalar_summary', summary_with_ctrl_c)
+        status, out, err = run_main(argv + ['--epochs', '3'])
+    assert status == 0 and 'interrupted by Ctrl-C at ep 2, step 20' in out, err
+    assert checkpoints() == ['model.ckpt-{}.{}'.format(step, ext) for step in (13, 20)
+                             for ext in ('data-00000-of-00001', 'index')]
+    status, out, err = run_main(argv + ['--epochs', '3'])
+    assert status == 0 and 'resuming at ep 2, step 20' in out, err
+    assert checkpoints() == ['model.ckpt-{}.{}'.format(step, ext) for step in (26, 39)
+                             for ext in ('data-00000-of-00001', 'index')]
+    state = tf.train.get_checkpoint_state(str(folder))
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        'model.ckpt-26', 'model.ckpt-39']
+    assert history_of(tmp_path, 'gru')['checkpoint'] == 'model.ckpt-39'

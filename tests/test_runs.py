@@ -134,3 +134,42 @@ def test_folder_lock_on_a_file_system_without_locks_is_one_line(code, tmp_path, 
         'and a second run there would overwrite this one\'s checkpoints; use a folder on a '
         'local disk (another --model)'.format(folder, os.strerror(code)))
     assert not (tmp_path / 'new').exists()   # nothing left behind
+
+
+# ---------------------------------------------------------------------------
+# Issue 23, class 6: the checkpoints an earlier process left rotate too.
+# ---------------------------------------------------------------------------
+
+def test_rotating_saver_rotates_the_checkpoints_of_an_earlier_process(tmp_path):
+    """char_rnn.py's savers and mnist_rnn.py's: a Saver made anew (a restarted run) counts
+    the checkpoints the state file names, so max_to_keep holds across processes; one of them
+    gone (set aside) is skipped."""
+    from utils import tf
+    prefix = str(tmp_path / 'model' / 'ckpt')
+    os.makedirs(os.path.dirname(prefix))
+
+    def run(steps):   # one process: a graph, a session, a saver, saves at steps
+        with tf.Graph().as_default():
+            tf.Variable(1.0, name='w')
+            saver = runs.rotating_saver(prefix, 2)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                for step in steps:
+                    runs.save(saver, sess, prefix, step)
+
+    def kept():
+        return sorted(int(name.split('-')[1].split('.')[0]) for name in os.listdir(
+            os.path.dirname(prefix)) if name.endswith('.index'))
+
+    run([1, 2, 3])
+    assert kept() == [2, 3]
+    run([4])
+    assert kept() == [3, 4]
+    for name in os.listdir(os.path.dirname(prefix)):   # checkpoint 3 set aside
+        if name.startswith('ckpt-3.'):
+            os.replace(os.path.join(os.path.dirname(prefix), name),
+                       os.path.join(os.path.dirname(prefix), name + '.skipped'))
+    run([5, 6])
+    assert kept() == [5, 6]
+    assert [os.path.basename(p) for p in tf.train.get_checkpoint_state(
+        os.path.dirname(prefix)).all_model_checkpoint_paths] == ['ckpt-5', 'ckpt-6']

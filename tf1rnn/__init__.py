@@ -16,7 +16,9 @@ each module imports only those below it:
     runs         signals, sessions, checkpoints, folder locks, JSON and event files
     stats        comparisons over seeds: intervals, verdicts, tables, plots
     model_dir    char_rnn.py's model folder: config.json, data.encoded, resume refusals
-    cell_runs    mnist_rnn.py's run per cell: history.json, settings, results over seeds
+    cell_runs    mnist_rnn.py's run per cell in its folder (lock, history.json, restore, events,
+                 saves), the runs over seeds, results
     export       SavedModels with serving signatures, and the models in ONNX Runtime
-    distributed  TensorFlow's distributed runtime: parameter servers and workers
+    distributed  TensorFlow's distributed runtime: parameter servers and workers; a training
+                 loop's counts on them
 """

@@ -179,6 +179,22 @@ def name(text):
     return text
 
 
+def choice_list(choices, every='all'):
+    """argparse type: one of choices, `every` (all of them) or a comma-separated list of them
+    (each once, in the order given)."""
+    def parse(text):
+        names = [name.strip() for name in text.split(',') if name.strip()]
+        if every in names:
+            return list(choices)
+        for name in names or [text]:
+            if name not in choices:
+                raise argparse.ArgumentTypeError('invalid choice: {!r} (choose from {}, or a '
+                                                 'comma-separated list)'.format(name, ', '.join(
+                                                     repr(c) for c in tuple(choices) + (every,))))
+        return sorted(set(names), key=names.index)
+    return parse
+
+
 def int_list(text):
     try:
         sizes = [int(s) for s in text.split(',')]

@@ -14,7 +14,8 @@ import numpy as np
 
 from utils import tf, STACK
 from tf1rnn.cli import UserError, first_line, non_negative_int, positive_float, positive_int
-from tf1rnn.runs import CHIEF_STOPPED, session_config, stop_on_signals
+from tf1rnn.mnist_data import DataSet
+from tf1rnn.runs import CHIEF_STOPPED, Stopped, passed, session_config, stop_on_signals
 from tf1rnn.windows import Windows
 
 
@@ -165,6 +166,11 @@ class Cluster(object):
         """Workers' steps (batches) an update of the variables applies: --sync, the
         gradients it aggregates; async, one."""
         return self.aggregate if self.sync else 1
+
+    def resume_step(self, sess, global_step, batches):
+        """Loads a resumed run's position, `batches` trained, into the global step (in
+        updates, rounded up)."""
+        global_step.load(-(-batches // self.per_update), sess)
 
     def own_steps(self, step):
         """This worker's steps (batches) before global step `step`: its share of the updates'
@@ -354,6 +360,101 @@ class _WorkerSessionCreator(tf.train.WorkerSessionCreator):
         manager = super(_WorkerSessionCreator, self)._get_session_manager()
         manager._recovery_wait_secs = 1
         return manager
+
+
+class Progress(object):
+    """Where a training loop in epochs (mnist_rnn.train) stands, counted for one process or
+    for a cluster's worker: `done`, the batches the model's variables have been trained on,
+    and the notebook's `step`, which counts the test batches of the epochs tested too.
+
+    One process counts its own steps. On a cluster each worker trains on its share of the
+    images (task, task + n, ...), batch after batch, and reads `done` off the global step
+    after each of its steps (an update is per_update batches, async one; the others' updates
+    count too, so it jumps); only the chief tests, when `done` passes an epoch's end, the
+    others train on meanwhile. A worker other than the chief knows `done` only after its
+    first step (None before).
+    """
+
+    def __init__(self, cluster, done, tested, epoch_batches, test_batches, epochs):
+        self.cluster, self.epoch_batches, self.test_batches = cluster, epoch_batches, test_batches
+        self.chief = cluster is None or cluster.is_chief
+        self.done = done if self.chief else None
+        self.tested, self.epochs = tested, epochs   # epochs tested; epochs to train
+        self.own = 0   # this process's steps since the last epoch tested
+        self.epoch = self.before = None   # see run()
+        self.first = False
+
+    def batches(self, dataset, batch_size):
+        """This process's whole batches of dataset (mnist_data.DataSet), in order."""
+        task, workers = (0, 1) if self.cluster is None else (self.cluster.task,
+                                                             self.cluster.num_workers)
+        batches = DataSet(dataset.images[task::workers],
+                          dataset.labels[task::workers]).batches(batch_size)
+        if not batches:
+            raise UserError('{} training images for {} workers make no whole batch of '
+                            '--batch-size {} each'.format(dataset.num_examples, workers,
+                                                          batch_size))
+        return batches
+
+    @property
+    def step(self):
+        """The notebook's step after `done` batches (test batches count too: those of the
+        epochs tested; a worker's estimate of them)."""
+        done = self.done or 0
+        tested = self.tested if self.chief else max(done - 1, 0) // self.epoch_batches
+        return done + tested * self.test_batches
+
+    @property
+    def epoch_steps(self):
+        """The steps of the epoch to test that this process trained (one process: all)."""
+        return self.own if self.cluster else self.epoch_batches
+
+    def to_test(self):
+        """The chief's next epoch (0-based) to test, all of its batches trained, as long as
+        there is one: the caller tests it and calls tested_epoch before the next."""
+        while self.chief and self.tested < min(self.done // self.epoch_batches, self.epochs):
+            yield self.tested
+
+    def tested_epoch(self, step):
+        """Counts the epoch just tested, its test loop ending at the notebook's `step`;
+        returns the position after it: {'epoch', 'batch', 'step'}."""
+        self.tested, self.own = self.tested + 1, 0
+        return {'epoch': self.tested, 'batch': self.done - self.tested * self.epoch_batches,
+                'step': step}
+
+    @property
+    def finished(self):
+        return self.done is not None and self.done >= self.epochs * self.epoch_batches
+
+    def run(self, sess, fetches, feed, stop):
+        """sess.run of a training step (a cluster's: Cluster.run, fetches[1] the update), and
+        the count after it; runs.Stopped when stopped while waiting for the other workers.
+        Until it returns, `epoch` and `before` are the step's epoch (0-based) and the
+        notebook's step before it; then `epoch` is the epoch of the batches trained by now."""
+        self.epoch = min((self.done or 0) // self.epoch_batches, self.epochs - 1)
+        self.before = self.step
+        results = (self.cluster.run(sess, fetches, feed, stop) if self.cluster else
+                   sess.run(fetches, feed))
+        if results is None:
+            raise Stopped
+        self.first = self.done is None
+        self.done = (self.done + 1 if self.cluster is None else
+                     results[1] * self.cluster.per_update)
+        self.epoch = min((self.done - 1) // self.epoch_batches, self.epochs - 1)
+        self.own += 1
+        return results
+
+    def passed(self, every):
+        """Whether the last step passed a multiple of `every` notebook steps (a worker's
+        first step does not: it knew no step before)."""
+        return passed(self.before, self.step, every) and not self.first
+
+    def position(self):
+        """{'epoch', 'batch', 'step'} after the last step: an epoch still to test stays open
+        (its batch >= its batches)."""
+        epoch = min(self.done // self.epoch_batches,
+                    self.tested if self.chief else self.epochs - 1)
+        return {'epoch': epoch, 'batch': self.done - epoch * self.epoch_batches, 'step': self.step}
 
 
 @contextlib.contextmanager

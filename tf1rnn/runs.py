@@ -32,6 +32,10 @@ class StopRequest(object):
                 signal.SIGHUP: 'SIGHUP'}.get(self.signum, 'a signal')
 
 
+class Stopped(Exception):
+    """A training loop saw its StopRequest set (between two steps); the caller saves."""
+
+
 @contextlib.contextmanager
 def stop_on_signals(signums=(signal.SIGINT, signal.SIGTERM)):
     """Context: Ctrl-C and SIGTERM set the yielded StopRequest instead of interrupting.
@@ -296,11 +300,11 @@ def save(saver, sess, path_prefix, global_step, **kwargs):
         'no checkpoint saved', '; left behind: ' + ', '.join(sorted(left)) if left else ''))
 
 
-def rotating_saver(path_prefix, max_to_keep):
-    """A Saver whose rotation (max_to_keep) counts the checkpoints earlier runs left at
-    path_prefix too (a Saver rotates only the files it knows); relative paths in the state
-    file, so a checkpoint folder can be moved or copied."""
-    saver = tf.train.Saver(max_to_keep=max_to_keep, save_relative_paths=True)
+def rotating_saver(path_prefix, max_to_keep, var_list=None):
+    """A Saver (of var_list, default all) whose rotation (max_to_keep) counts the checkpoints
+    earlier runs left at path_prefix too (a Saver rotates only the files it knows); relative
+    paths in the state file, so a checkpoint folder can be moved or copied."""
+    saver = tf.train.Saver(var_list, max_to_keep=max_to_keep, save_relative_paths=True)
     folder = os.path.dirname(path_prefix)
     state = tf.train.get_checkpoint_state(folder) if os.path.isdir(folder) else None
     if state:
@@ -419,10 +423,13 @@ def read_history(path, required, added=None, advice=''):
     return history
 
 
+EVENT_FILES = 'events.out.tfevents.*'   # the names FileWriter gives
+
+
 def clear_events(folder):
     """Deletes the event files in folder: a new run gets fresh ones (the notebook starts with
     `rm -fr logdir`)."""
-    for path in glob.glob(os.path.join(folder, 'events.out.tfevents.*')):
+    for path in glob.glob(os.path.join(folder, EVENT_FILES)):
         os.remove(path)
 
 
