@@ -12,7 +12,9 @@ flag away. Runs on TensorFlow 1.15 and, through tensorflow.compat.v1 in graph mo
     python char_rnn.py --config ten-minutes     # the same model, the lowest loss in 10 minutes
     python char_rnn.py --sample --prime "Make America" -n 280   # generate, no training
     python char_rnn.py --sample --sampling lecture      # the lecture's literal sampling, T 1.5
-    python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text file
+    python char_rnn.py --vocab auto --data my.txt --model my    # any UTF-8 text, a line each
+    python char_rnn.py --stream --data code.py --model code     # any text as one stream
+    python char_rnn.py --model code --evaluate test             # bits per character held out
     python char_rnn.py --graph lecture          # the lecture's dynamic_rnn graph, the same model
     python char_rnn.py --loss lecture           # the lecture's loss: padding gets gradients
     tensorboard --logdir logdir

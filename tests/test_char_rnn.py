@@ -373,7 +373,7 @@ def test_sample_greedy_top_k_and_checkpoint_flags(trained, tmp_path, capsys):
     assert code == 2 and err.strip().endswith('(steps in {}: 3, 6)'.format(
         tmp_path / 'ckpt' / 'trump_tweets')), err
     code, out, err = run(tiny_args(tmp_path, 'x.txt', '--checkpoint', 'best'), capsys)
-    assert code == 2 and '--checkpoint needs --sample or --export' in err
+    assert code == 2 and '--checkpoint needs --sample, --evaluate or --export' in err
 
 
 def test_samples_end_at_the_datas_end_marker(tmp_path, capsys):
