@@ -196,10 +196,13 @@ def export_char_rnn(export_dir, checkpoint, vocab, end_marker, build, temperatur
         generated = primes + cut_after(decode(tf.transpose(drawn.stack()), vocab), end_marker)
 
         step_ids = tf.placeholder(tf.int32, [None], name='step_ids')
-        names = ['state_{}'.format(i) for i in range(len(states))]
-        step_states = tuple(tf.placeholder(tf.float32, [None, s.shape[1]], name=name)
-                            for name, s in zip(names, states))
-        step_logits, next_states = step(step_ids, step_states)
+        # Each state part a tensor of its own (an LSTM layer's c and h: two), in nest order.
+        flat = tf.nest.flatten(states)
+        names = ['state_{}'.format(i) for i in range(len(flat))]
+        step_states = [tf.placeholder(tf.float32, [None, s.shape[1]], name=name)
+                       for name, s in zip(names, flat)]
+        step_logits, next_states = step(step_ids, tf.nest.pack_sequence_as(states, step_states))
+        next_states = tf.nest.flatten(next_states)
         return save(export_dir, checkpoint, {
             'generate': ({'prime': texts, 'temperature': temp, 'length': count, 'seed': seed,
                           'greedy': greedy}, {'text': generated}),
