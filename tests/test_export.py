@@ -395,3 +395,32 @@ def test_onnx_classifier_is_tensorflows(mnist):
     want = mnist['model']('classify', images=images)
     np.testing.assert_allclose(probabilities, want['probabilities'], rtol=0, atol=1e-5)
     assert (classes == want['classes']).all()
+
+
+def test_a_stream_lstm_exports_its_state_parts_and_generates_as_sample(tmp_path):
+    """An LSTM (state c and h a layer) trained on a stream: the step signature takes each
+    state part, greedy generate is --sample --greedy, and so is ONNX's step in a loop."""
+    from test_char_rnn import write_code
+    data = write_code(tmp_path / 'code.txt')
+    argv = tiny_args(tmp_path, data, '--stream', '--cell', 'lstm', '--sample-every', '0')
+    status, _, err = run(char_rnn.main, argv)
+    assert status == 0, err
+    status, _, err = run(char_rnn.main, ['--checkpoint-dir', str(tmp_path / 'ckpt'),
+                                         '--export', str(tmp_path / 'export')])
+    assert status == 0, err
+    saved = str(tmp_path / 'export' / '1')
+    model = SavedModel(saved)
+    primes = ['def ', 'x']
+    status, out, err = run(char_rnn.main, ['--checkpoint-dir', str(tmp_path / 'ckpt'), '--sample',
+                                           '--greedy', '-n', '25'] + sum(
+                                               (['--prime', p] for p in primes), []))
+    assert status == 0, err
+    texts = model.generate(primes, 25, greedy=True)
+    assert out == ''.join(text + '\n' for text in texts)
+    if onnxruntime is not None:
+        session = onnx_session(saved, 'step')
+        assert sorted(i.name for i in session.get_inputs()) == ['ids'] + [
+            'state_{}'.format(i) for i in range(4)]
+        vocab = read_config(str(tmp_path / 'ckpt' / 'trump_tweets'))['vocab']
+        assert export.onnx_generate(session, vocab, primes, 25, greedy=True) == texts
+    model.sess.close()
