@@ -1235,8 +1235,8 @@ def test_a_cosine_decay_without_an_end_is_refused(tmp_path, capsys):
     data = write_corpus(tmp_path / 'corpus.txt')
     code, out, err = run(tiny_args(tmp_path, data, '--lr-decay', 'cosine', steps=0), capsys)
     assert code == 2 and err.strip().endswith('error: --lr-decay cosine needs an end: --steps '
-                                              'N, or --decay-steps N (the rate then stays at a '
-                                              'tenth after step N)'), err
+                                              'N, --minutes M, or --decay-steps N (the rate '
+                                              'then stays at a tenth after step N)'), err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'ckpt').exists()
     code, out, err = run(tiny_args(tmp_path, data, '--lr-decay', 'cosine', '--decay-steps', '4',
                                    '--steps', '5'), capsys)
