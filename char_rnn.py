@@ -710,7 +710,7 @@ def parse_args(argv=None):
         'other flags override (ten-minutes: the lowest validation loss in ten minutes on 2 '
         'CPU cores; tiny: smoke tests) (default: lecture, or the checkpoint\'s model shape)')
     add('--hidden-sizes', default=None, type=cli.int_list, metavar='N,N',
-        help='GRU layer sizes (default: the config\'s (lecture: 128,256), or the checkpoint\'s)')
+        help='RNN layer sizes (default: the config\'s (lecture: 128,256), or the checkpoint\'s)')
     add('--vocab', choices=['trump', 'auto'], default=None, help='trump: the lecture\'s '
         'character string; auto: every character of DATA; stored with the checkpoint '
         '(default: the checkpoint\'s, else trump; --stream: auto)')
@@ -729,7 +729,8 @@ def parse_args(argv=None):
     add('--batch-size', type=cli.positive_int, default=None, help='windows per batch '
         '(default: 64)')
     add('--window', type=cli.window, default=None, help='characters per training window, '
-        'overlapping by half (default: 50)')
+        'overlapping by half (--stream: targets a window, each continuing the last) '
+        '(default: 50)')
     add('--lr', type=cli.positive_float, default=None, help='Adam learning rate '
         '(default: 0.0003)')
     add('--lr-decay', type=lr_decay, default=None, metavar='RATE|cosine', help='multiply the '
