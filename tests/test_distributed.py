@@ -108,11 +108,15 @@ def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path
     own steps add up to twice the global step or more), the validation loss falls, only the
     chief writes; a single process then resumes from the checkpoint, --sample reads it."""
     data = write_corpus(tmp_path / 'corpus.txt', lines=200)
-    proc = subprocess.run([sys.executable, LAUNCHER, '--workers', '2', '--sync', '--logs',
-                           str(tmp_path / 'logs'), '--', sys.executable, SCRIPT]
-                          + char_args(tmp_path, data), cwd=str(tmp_path),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, encoding='utf-8', timeout=WAIT)
+    try:
+        proc = subprocess.run([sys.executable, LAUNCHER, '--workers', '2', '--sync', '--logs',
+                               str(tmp_path / 'logs'), '--', sys.executable, SCRIPT]
+                              + char_args(tmp_path, data), cwd=str(tmp_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, encoding='utf-8', timeout=WAIT)
+    except subprocess.TimeoutExpired as e:   # where each task was
+        output = e.output.decode('utf-8', 'replace') if isinstance(e.output, bytes) else e.output
+        pytest.fail('cluster.py still running after {} s:\n{}'.format(WAIT, output))
     out = proc.stdout
     assert proc.returncode == 0, out
     assert 'Traceback' not in out
@@ -605,6 +609,47 @@ def test_progress_of_a_cluster_reads_the_global_step():
     assert next(chief.to_test()) == 1   # the second epoch's batches are done too
     chief.tested_epoch(13)
     assert chief.finished
+
+
+def test_sync_worker_waiting_ends_when_the_chief_stopped_without_tokens(tmp_path):
+    """A sync worker whose step waits for an update that will not come (the chief gone, its
+    stop tokens lost) ends at its next timeout, as the chief stopped, not waiting forever."""
+    ports = free_ports(3)
+    spec = {'ps': ['localhost:{}'.format(ports[0])],
+            'worker': ['localhost:{}'.format(p) for p in ports[1:]]}
+    clusters = [distributed.Cluster(spec, 'worker', task, sync=True, wait=60, threads=1)
+                for task in range(2)]
+    servers = [tf.train.Server(tf.train.ClusterSpec(spec), job, task,
+                               config=runs.session_config(1))
+               for job, task in (('ps', 0), ('worker', 0), ('worker', 1))]
+    built = []
+    for cluster, server in zip(clusters, servers[1:]):
+        cluster.server = server
+        graph = tf.Graph()
+        with graph.as_default(), distributed.cluster_device(cluster):
+            model = char_rnn.CharRNN('abc ', (4,), lr=0.01, cluster=cluster)
+            model.create_model()
+            take_token = cluster.sync_optimizer._sync_token_queue.dequeue()
+            built.append((graph, model, tf.train.Saver()))
+    with built[0][0].as_default():
+        clusters[0].set_stop = [tf.assign(clusters[0].stop_flag, 1)]   # no tokens
+    with built[0][0].as_default(), clusters[0].session(built[0][2]):
+        pass
+    worker_cluster = clusters[1]
+    worker_cluster.timeout = 1.0
+    model = built[1][1]
+    stop, result = runs.StopRequest(), []
+    with built[1][0].as_default(), worker_cluster.session(built[1][2]) as worker:
+        while True:   # the tokens of the chief's start: this step will wait
+            try:
+                worker_cluster.raw().run(take_token, options=tf.RunOptions(timeout_in_ms=500))
+            except tf.errors.DeadlineExceededError:
+                break
+        thread = threading.Thread(target=lambda: result.append(worker_cluster.run(
+            worker, [model.loss, model.opt], {model.seq: [[1, 2, 3, 4]]}, stop)), daemon=True)
+        thread.start()
+        thread.join(WAIT)
+        assert result == [None] and stop.signum == runs.CHIEF_STOPPED
 
 
 def test_progress_stops_a_worker_stopped_while_waiting():

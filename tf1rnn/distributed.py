@@ -331,7 +331,7 @@ class Cluster(object):
                 results = sess.run(fetches, feed, options=options)
                 break
             except tf.errors.DeadlineExceededError:
-                if stop:
+                if stop or self.chief_stopped(stop):
                     return None
                 self.timeout = min(2 * self.timeout, MAX_TIMEOUT)
                 options = tf.RunOptions(timeout_in_ms=int(self.timeout * 1000))
@@ -342,6 +342,19 @@ class Cluster(object):
             stop.signum = CHIEF_STOPPED
         results[1] = int(step)
         return results
+
+    def chief_stopped(self, stop):
+        """A worker's check while its step waits: has the chief stopped? (Its stop tokens can
+        be lost, its last run cut short: the wait would then never end.) Sets the stop."""
+        if self.is_chief:
+            return False
+        try:
+            stopped = self.raw().run(self.stop_flag, options=tf.RunOptions(timeout_in_ms=5000))
+        except tf.errors.OpError:
+            return False
+        if stopped and stop.signum is None:
+            stop.signum = CHIEF_STOPPED
+        return bool(stopped)
 
     def shard(self, windows):
         """This worker's share of windows (utils.Windows): lines task, task + n, ..."""
