@@ -467,8 +467,10 @@ class Trainer(object):
         # included: what the graph computes), as bench/ does; the loss is per real target.
         targets, positions, train_time, loss_sum = 0, 0, 0.0, 0.0
         self.own_steps = 0
-        out_of_time = self.budget.over()
-        while (not cfg.steps or self.step < cfg.steps) and not self.stop and not out_of_time:
+        ends = not (self.cluster and self.cluster.follows_chief)   # (else when the chief stops)
+        out_of_time = ends and self.budget.over()
+        while (not cfg.steps or self.step < cfg.steps or not ends) and not self.stop \
+                and not out_of_time:
             t = time.time()
             batch, reset = next(batches)
             iteration = self.step
@@ -484,7 +486,7 @@ class Trainer(object):
             if results is None:   # a cluster's step, stopped while waiting for the others
                 break
             batch_loss = results[0]
-            out_of_time = self.budget.over()
+            out_of_time = ends and self.budget.over()
             self.state = results[2] if model.stream else None
             self.step = results[1] if self.cluster else iteration + 1   # others' steps count
             self.own_steps += 1

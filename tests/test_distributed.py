@@ -106,7 +106,8 @@ def latest_step(model_dir):
 def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path, capsys):
     """cluster.py, 1 ps + 2 workers, --sync: each update aggregates 2 gradients (the workers'
     own steps add up to twice the global step or more), the validation loss falls, only the
-    chief writes; a single process then resumes from the checkpoint, --sample reads it."""
+    chief writes, the other worker stops with it; a single process then resumes from the
+    checkpoint, --sample reads it."""
     data = write_corpus(tmp_path / 'corpus.txt', lines=200)
     try:
         proc = subprocess.run([sys.executable, LAUNCHER, '--workers', '2', '--sync', '--logs',
@@ -120,11 +121,13 @@ def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path
     out = proc.stdout
     assert proc.returncode == 0, out
     assert 'Traceback' not in out
-    own = {int(task): (int(step), int(n)) for task, step, n in re.findall(
-        r'^\[worker (\d)\] stopped at global step (\d+) \(done\): (\d+) steps of its own$',
+    own = {int(task): (int(step), why, int(n)) for task, step, why, n in re.findall(
+        r'^\[worker (\d)\] stopped at global step (\d+) \((.*)\): (\d+) steps of its own$',
         out, re.M)}
     assert sorted(own) == [0, 1], out
-    assert own[0][0] == 12 and sum(n for _, n in own.values()) >= 2 * 12, own
+    # The other worker trains until the chief stops: the chief's last update needs it.
+    assert own[0][1] == 'done' and own[1][1] == 'the chief stopped', own
+    assert own[0][0] == 12 and sum(n for _, _, n in own.values()) >= 2 * 12, own
     losses = [float(x) for x in re.findall(r'^\[worker 0\]     Validation loss ([\d.]+)', out,
                                            re.M)]
     assert len(losses) >= 2 and losses[-1] < losses[0], out
@@ -560,6 +563,7 @@ class FakeCluster(object):
     def __init__(self, task, num_workers=2, per_update=1):
         self.task, self.num_workers, self.per_update = task, num_workers, per_update
         self.is_chief = task == 0
+        self.follows_chief = per_update > 1 and not self.is_chief   # --sync
 
     def run(self, sess, fetches, feed, stop):   # the global step read after the update
         return sess.run(fetches, feed)
@@ -598,6 +602,8 @@ def test_progress_of_a_cluster_reads_the_global_step():
     assert (worker.done, worker.step, worker.passed(1)) == (4, 4 + 1 * 2, False)
     assert next(worker.to_test(), None) is None   # only the chief tests
     assert worker.position() == {'epoch': 1, 'batch': 1, 'step': 6}
+    worker.run(FakeSession([5]), None, None, None)   # all epochs' batches: it trains on
+    assert worker.done == 10 and not worker.finished   # until the chief stops (sync)
     chief = distributed.Progress(FakeCluster(0, per_update=2), 0, 0, 3, 2, 2)
     chief.run(FakeSession([1]), None, None, None)
     assert (chief.done, chief.step, chief.passed(1), next(chief.to_test(), None)) == (

@@ -167,6 +167,13 @@ class Cluster(object):
         gradients it aggregates; async, one."""
         return self.aggregate if self.sync else 1
 
+    @property
+    def follows_chief(self):
+        """Whether this worker trains on until the chief stops, past the last step or minute:
+        a synchronous update needs other workers' gradients, so a worker that ended at the
+        last step could leave the chief's last step waiting, its tokens all taken."""
+        return self.sync and not self.is_chief
+
     def resume_step(self, sess, global_step, batches):
         """Loads a resumed run's position, `batches` trained, into the global step (in
         updates, rounded up)."""
@@ -437,6 +444,8 @@ class Progress(object):
 
     @property
     def finished(self):
+        if self.cluster is not None and self.cluster.follows_chief:
+            return False   # until the chief stops (Cluster.follows_chief)
         return self.done is not None and self.done >= self.epochs * self.epoch_batches
 
     def run(self, sess, fetches, feed, stop):
