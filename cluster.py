@@ -93,8 +93,11 @@ def die_with_launcher(parent, signum):
     """preexec_fn of each task (Linux): signum when the launcher dies, however it dies (kill
     -9 included), so no task is left running forever: a worker gets SIGTERM (it saves and
     stops), a parameter server SIGHUP (it serves a little longer, for that save, then ends:
-    distributed.Cluster.serve). Elsewhere nothing (stop() still ends the tasks on exit)."""
+    distributed.Cluster.serve). Elsewhere nothing (stop() still ends the tasks on exit).
+    The signal is set back to its default first: a launcher under `nohup` (SIGHUP ignored)
+    would pass the ignoring on, and the task keeps what it inherits ignored."""
     def preexec():
+        signal.signal(signum, signal.SIG_DFL)
         try:
             import ctypes
             libc = ctypes.CDLL(None, use_errno=True)

@@ -497,12 +497,14 @@ def task_pids(marker):
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='PR_SET_PDEATHSIG is Linux')
 def test_the_tasks_end_with_their_launcher_killed_by_sigkill(tmp_path, tasks):
+    """... also when cluster.py runs with SIGHUP ignored (`nohup`), which its tasks inherit."""
     write_corpus(tmp_path / 'corpus.txt')
     marker = str(tmp_path / 'ckpt')
     launcher = subprocess.Popen(   # --sync: the chief's last save needs the ps
         [sys.executable, LAUNCHER, '--workers', '1', '--sync', '--', sys.executable, SCRIPT] +
         char_args(tmp_path, tmp_path / 'corpus.txt', steps=0), cwd=str(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     tasks.append(launcher)
     logs = {job: tmp_path / 'cluster-logs' / '{}-0.log'.format(job) for job in ('ps', 'worker')}
 
