@@ -61,9 +61,7 @@ TAG_VALIDATION_ACCURACY = 'validation mean accuracy'
 LN_EPSILON_REMEDY = '1e-2'
 
 
-# ---------------------------------------------------------------------------
-# Configuration
-# ---------------------------------------------------------------------------
+# --- Configuration -------------------------------------------------------------------------------
 
 class NotebookConfig(object):
     """The notebook's settings."""
@@ -93,9 +91,7 @@ class TinyConfig(NotebookConfig):
 CONFIGS = {'notebook': NotebookConfig, 'tiny': TinyConfig}
 
 
-# ---------------------------------------------------------------------------
-# Model: the notebook's MnistRnn
-# ---------------------------------------------------------------------------
+# --- Model: the notebook's MnistRnn --------------------------------------------------------------
 
 def make_cell(rnn_type, num_hidden_units, lstm_forget_bias=1.0, ln_norm_smoothing=False,
               ln_epsilon=None):
@@ -187,9 +183,7 @@ class MnistRnn(object):
         self.hits = tf.equal(labels, preds)   # per image, for means over images
 
 
-# ---------------------------------------------------------------------------
-# Training: the notebook's train(), resumable, and its Test #1-#5 cells
-# ---------------------------------------------------------------------------
+# --- Training: the notebook's train(), resumable, and its Test #1-#5 cells -----------------------
 
 # Why ln_basic_lstm goes NaN (both stacks): MNIST digits start with blank rows (85% with 4
 # or more, up to 11). There, from the zero initial state, every pre-activation and (beta, the
@@ -302,9 +296,7 @@ def train_cell(cell, args, data, out=None, stop=None, cluster=None):
             return run.save_each_epoch(epochs, stop, nan_remedies(cell, args))
 
 
-# ---------------------------------------------------------------------------
-# Testing: the notebook's test loop, then every test and validation image
-# ---------------------------------------------------------------------------
+# --- Testing: the notebook's test loop, then every test and validation image ---------------------
 
 def test_epoch(sess, model, inputs, labels, data, args, ep, step, test_writer, out, stop):
     """The notebook's test loop after epoch ep (0-based), its steps counting on from `step`,
@@ -389,9 +381,7 @@ def export_model(args):
     return 0
 
 
-# ---------------------------------------------------------------------------
-# Flags
-# ---------------------------------------------------------------------------
+# --- Flags ---------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -464,9 +454,7 @@ def parse_args(argv=None):
     return args
 
 
-# ---------------------------------------------------------------------------
-# Main
-# ---------------------------------------------------------------------------
+# --- Main ----------------------------------------------------------------------------------------
 
 def main(argv=None):
     started = (time.time(), stats.load_average())

@@ -266,10 +266,12 @@ def test_a_time_budget_ends_the_run_and_its_cosine_and_a_resume_goes_on_with_it(
     assert 3 <= seconds < 3 + 30
     code, out, err = run(argv('0.05'), capsys)   # the budget is spent
     assert code == 0 and 'minutes already trained (--minutes 0.05): nothing to train' in out
-    code, out, err = run(argv('0.1'), capsys)
+    more = '{:.4f}'.format((seconds + 4) / 60)   # 4 s more than spent (a loaded machine's)
+    code, out, err = run(argv(more), capsys)
     assert code == 0 and 'resumed from' in out, err
     assert int(re.search(r'done at step (\d+)', out).group(1)) > step
-    assert tf.train.load_variable(tf.train.latest_checkpoint(folder), 'train_seconds') >= 6
+    assert tf.train.load_variable(tf.train.latest_checkpoint(folder),
+                                  'train_seconds') >= seconds + 4
 
 
 @pytest.mark.parametrize('sampling', ['lecture', 'softmax'])
@@ -282,73 +284,6 @@ def test_generation_has_the_requested_length_in_vocabulary_chars(sampling):
         assert set(sentence) <= set(vocab)
     online = online_infer(model, sess, ['T'], 9)
     assert len(online[0]) == 10 and set(online[0]) <= set(vocab)
-
-
-def _draw_frequencies(logits, temperature, sampling, draws=40000, top_k=0, greedy=False):
-    """Frequencies of the ids sample_ids draws from one row of logits."""
-    with tf.Graph().as_default(), tf.Session() as sess:
-        tf.set_random_seed(0)
-        ids = decoding.sample_ids(tf.constant([logits] * draws, tf.float32), temperature,
-                                  sampling, tf.constant(top_k), tf.constant(greedy))
-        drawn = sess.run(ids)
-    assert drawn.min() >= 1 and drawn.max() <= len(logits)   # ids, 0 is padding
-    return np.bincount(drawn - 1, minlength=len(logits)) / float(draws)
-
-
-def _exact(logits, temperature, sampling):
-    """The distribution in extended precision: softmax(z), or the lecture's exp(exp(z))."""
-    z = np.asarray(logits, np.longdouble) / np.longdouble(temperature)
-    if sampling == 'lecture':
-        z = np.exp(z)
-    p = np.exp(z - z.max())
-    return (p / p.sum()).astype(np.float64)
-
-
-# A trained model's row: a few likely characters, the rest very unlikely.
-TRAINED_LIKE = [1.0, 0.5, 0.2, 2.0] + [-8.0] * 28
-
-
-@pytest.mark.parametrize('temperature', [0.05, 0.2, 1.0, 1.5, 5.0])
-@pytest.mark.parametrize('logits', [[1.0, 2.0, 300.0], TRAINED_LIKE])
-def test_lecture_sampling_draws_exp_exp_at_any_temperature(logits, temperature):
-    """exp(logits / T) overflowed past 88: the most likely character became impossible."""
-    want = _exact(logits, temperature, 'lecture')
-    with tf.Graph().as_default(), tf.Session() as sess:
-        probs = sess.run(tf.nn.softmax(decoding.lecture_logits(
-            tf.constant([logits], tf.float32), temperature)))[0]
-    np.testing.assert_allclose(probs, want, atol=1e-6)
-    got = _draw_frequencies(logits, temperature, 'lecture')
-    assert np.abs(got - want).sum() / 2 < 0.015   # total variation, 40,000 draws
-
-
-@pytest.mark.parametrize('temperature', [0.2, 0.8, 1.5])
-def test_default_sampling_draws_softmax_of_logits_over_temperature(temperature):
-    default = char_rnn.parse_args([]).sampling
-    got = _draw_frequencies(TRAINED_LIKE, temperature, default)
-    want = _exact(TRAINED_LIKE, temperature, 'softmax')
-    assert np.abs(got - want).sum() / 2 < 0.015
-    # The lecture's formula gives every very unlikely character a weight of about e^0 = 1:
-    # uniform noise, here 20 times the model's own probability for them at the same temperature.
-    lecture, softmax = _exact(TRAINED_LIKE, 1.5, 'lecture'), _exact(TRAINED_LIKE, 1.5, 'softmax')
-    assert lecture[4:].sum() > 0.3 and lecture[4:].sum() > 15 * softmax[4:].sum()
-
-
-@pytest.mark.parametrize('sampling', ['softmax', 'lecture'])
-@pytest.mark.parametrize('top_k', [1, 2, 3, 32])
-def test_top_k_draws_from_the_k_most_likely_renormalised(sampling, top_k):
-    """--top-k K: the K most likely characters, each with its probability over theirs."""
-    order = np.argsort(TRAINED_LIKE)[::-1]
-    want = _exact(TRAINED_LIKE, 0.8, sampling)
-    want[order[top_k:]] = 0
-    want /= want.sum()
-    got = _draw_frequencies(TRAINED_LIKE, 0.8, sampling, top_k=top_k)
-    assert not got[order[top_k:]].any()
-    assert np.abs(got - want).sum() / 2 < 0.015
-
-
-def test_greedy_takes_the_most_likely_character_every_time():
-    got = _draw_frequencies(TRAINED_LIKE, 1.5, 'softmax', draws=500, greedy=True)
-    assert got[int(np.argmax(TRAINED_LIKE))] == 1
 
 
 def test_sample_greedy_top_k_and_checkpoint_flags(trained, tmp_path, capsys):
@@ -1047,7 +982,8 @@ def test_resume_reads_the_encoded_data_and_encodes_a_bad_copy_again(trained, tmp
     assert corpus.load_encoded(str(encoded), fresh.sha256, fresh.vocab)[1] is None
     encoded.write_bytes(raw[:len(raw) - 100])
     code, out, err = run(tiny_args(tmp_path, data, steps=9), capsys)
-    assert code == 0 and '{} is unreadable (cut short)'.format(encoded) in out, err
+    assert code == 0 and '{} is unreadable (cut short, or not an archive)'.format(
+        encoded) in out, err
 
 
 def test_default_data_download_offline(tmp_path, capsys, monkeypatch):
@@ -1231,18 +1167,6 @@ def test_a_resumed_run_is_the_run_that_was_not_interrupted(tmp_path, capsys):
     assert losses('c', 6) + losses('c', 12) == straight
 
 
-def test_a_cosine_decay_without_an_end_is_refused(tmp_path, capsys):
-    data = write_corpus(tmp_path / 'corpus.txt')
-    code, out, err = run(tiny_args(tmp_path, data, '--lr-decay', 'cosine', steps=0), capsys)
-    assert code == 2 and err.strip().endswith('error: --lr-decay cosine needs an end: --steps '
-                                              'N, --minutes M, or --decay-steps N (the rate '
-                                              'then stays at a tenth after step N)'), err
-    assert len(err.strip().splitlines()) == 1 and not (tmp_path / 'ckpt').exists()
-    code, out, err = run(tiny_args(tmp_path, data, '--lr-decay', 'cosine', '--decay-steps', '4',
-                                   '--steps', '5'), capsys)
-    assert code == 0, err
-
-
 def test_settings_bind_only_once_a_checkpoint_exists(trained, tmp_path, capsys):
     """A folder with config.json but no checkpoint (stopped before its first save): another
     model shape and vocabulary train there."""
@@ -1257,29 +1181,6 @@ def test_settings_bind_only_once_a_checkpoint_exists(trained, tmp_path, capsys):
     stored = json.load(open(str(model_dir / CONFIG_FILE)))
     assert stored['hidden_sizes'] == [12] and stored['vocab'] == char_rnn.TRUMP_VOCAB
 
-
-OLD_FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'main-7953fdb')
-
-
-def test_a_model_folder_written_before_the_layout_move_resumes_and_samples(tmp_path, capsys):
-    """checkpoints/trump_tweets as main wrote it at 7953fdb (tiny config, --vocab auto, 4
-    steps, its config.json and data.encoded): training resumes there, from the encoded
-    data, and --sample generates from it."""
-    shutil.copytree(os.path.join(OLD_FILES, 'checkpoints', 'trump_tweets'),
-                    str(tmp_path / 'ckpt' / 'trump_tweets'))
-    data = write_corpus(tmp_path / 'corpus.txt')
-    code, out, err = run(tiny_args(tmp_path, data, steps=6), capsys)
-    assert code == 0, err
-    assert 'encoded in' in out and 'resumed from' in out and 'at step 4' in out
-    assert 'done at step 6' in out
-    code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '-n', '10',
-                          '--prime', 'make'], capsys)
-    assert code == 0 and out.startswith('make'), err
-
-
-# ---------------------------------------------------------------------------
-# Issue 23, class 1: flag values the math cannot take are refused by argparse.
-# ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize('flag,value,message', [
     ('--temperature', '1e-40', 'must be in [1e-30, 1e+30], not 1e-40'),
@@ -1307,15 +1208,6 @@ def test_flag_values_the_math_cannot_take_are_one_argparse_line(flag, value, mes
     assert 'Traceback' not in err
     assert err.splitlines()[-1].endswith(': error: argument {}: {}'.format(flag, message))
     assert not (tmp_path / 'ckpt').exists()
-
-
-def test_sample_ids_stay_in_the_vocabulary_at_the_lowest_temperature():
-    low = decoding.TEMPERATURE_RANGE[0]
-    logits = np.array([[-100.0, 30.0, 100.0, 99.0], [5.0, -5.0, 0.0, 4.0]], np.float32)
-    with tf.Graph().as_default(), tf.Session() as sess:
-        for sampling in ('softmax', 'lecture'):
-            ids = sess.run(decoding.sample_ids(tf.constant(logits), tf.constant(low), sampling))
-            assert list(ids) == [3, 1]   # the argmax (id = column + 1): greedy, in range
 
 
 @pytest.mark.parametrize('sampling', ['softmax', 'lecture'])
@@ -1553,23 +1445,6 @@ def write_code(path, lines=600):
     with open(str(path), 'w', encoding='utf-8') as f:
         f.write('\n'.join(text) + '\n')
     return str(path)
-
-
-@pytest.mark.parametrize('cell', ['gru', 'lstm', 'rnn'])
-def test_a_state_carried_across_windows_gives_the_loss_of_one_long_window(cell):
-    """Two windows of a stream, the first's final state fed to the second, score each
-    character as one window over the same text does."""
-    vocab = 'abcdefg'
-    model, sess = make_model(vocab, (6, 9), cell=cell, stream=True)
-    rng = np.random.RandomState(0)
-    text = rng.randint(1, len(vocab) + 1, size=(3, 2 * 7 + 1)).astype(np.int32)
-    whole = sess.run(model.loss, {model.seq: text})
-    first, state = sess.run([model.loss, model.final_state], {model.seq: text[:, :8]})
-    feed = char_rnn.feed_state(model, state, {model.seq: text[:, 7:]})
-    second = sess.run(model.loss, feed)
-    assert first + second == pytest.approx(whole, rel=1e-5)
-    # And the state matters: from the zero state the second window scores otherwise.
-    assert sess.run(model.loss, {model.seq: text[:, 7:]}) != pytest.approx(second, rel=1e-3)
 
 
 def stream_args(tmp, data, *extra, steps=12):

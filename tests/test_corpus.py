@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -173,25 +174,31 @@ def test_stream_mode_errors(tmp_path):
 
 
 def encoded_header(path):
-    with open(str(path), 'rb') as f:
-        assert f.readline() == corpus.ENCODED_MAGIC
-        return json.loads(f.readline().decode('utf-8'))
+    with np.load(str(path), allow_pickle=False) as archive:
+        return json.loads(str(archive['header']))
+
+
+def rewrite_header(path, dest, **changes):
+    """A copy of an encoded file with its header changed."""
+    with np.load(str(path), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = dict(json.loads(str(arrays['header'])), **changes)
+    with open(str(dest), 'wb') as f:
+        np.savez(f, **dict(arrays, header=np.array(json.dumps(header))))
 
 
 def test_the_cache_holds_its_mode_and_refuses_the_other(tmp_path):
-    """A stream-mode cache (format 2, its mode named) is read back in stream mode only, and
-    a line-mode cache (format 1, as before) in line mode only; the other mode's is (None,
-    why not), so model_dir.read_corpus encodes the data again."""
+    """A stream-mode cache (an .npz archive, its mode in its header) is read back in stream
+    mode only, and a line-mode cache in line mode only; the other mode's is (None, why
+    not), so model_dir.read_corpus encodes the data again."""
     path = tmp_path / 'code.txt'
     write_code(path, seed=7, crlf=True)
     stream = corpus.encode_file(str(path), mode=corpus.STREAM)
     lines = corpus.encode_file(str(path))
     corpus.save_encoded(stream, str(tmp_path / 'stream.encoded'))
     corpus.save_encoded(lines, str(tmp_path / 'lines.encoded'))
-    assert encoded_header(tmp_path / 'stream.encoded')['format'] == 2
     assert encoded_header(tmp_path / 'stream.encoded')['mode'] == 'stream'
-    header = encoded_header(tmp_path / 'lines.encoded')
-    assert header['format'] == 1 and 'mode' not in header
+    assert encoded_header(tmp_path / 'lines.encoded')['mode'] == 'lines'
     saved, why_not = corpus.load_encoded(str(tmp_path / 'stream.encoded'), stream.sha256, None,
                                          corpus.STREAM)
     assert why_not is None and saved.mode == corpus.STREAM
@@ -210,10 +217,9 @@ def test_the_cache_holds_its_mode_and_refuses_the_other(tmp_path):
         'of other data')
     assert corpus.load_encoded(str(tmp_path / 'stream.encoded'), stream.sha256, 'abc',
                                corpus.STREAM) == (None, 'of another vocabulary')
-    # A format 2 file that does not name a mode it can hold: another version's.
-    raw = (tmp_path / 'stream.encoded').read_bytes()
-    for old, new in ((b'"mode": "stream"', b'"mode": "words!"'), (b'"format": 2', b'"format": 3')):
-        (tmp_path / 'other.encoded').write_bytes(raw.replace(old, new))
+    # A file of another format, or naming a mode this version does not know: another's.
+    for change in ({'mode': 'words'}, {'format': corpus.ENCODED_FORMAT + 1}):
+        rewrite_header(tmp_path / 'stream.encoded', tmp_path / 'other.encoded', **change)
         assert corpus.load_encoded(str(tmp_path / 'other.encoded'), stream.sha256, None,
                                    corpus.STREAM) == (None, 'written by another version')
     # A stream-mode file whose lengths are not one length: inconsistent.
@@ -253,10 +259,18 @@ OLD_ENCODED = os.path.join(ROOT, 'tests', 'data', 'main-7953fdb', 'checkpoints',
                            'data.encoded')
 
 
-def test_an_old_cache_is_read_in_line_mode_and_refused_in_stream_mode():
-    """data.encoded as main wrote it at 7953fdb (format 1, no mode): lines, as ever."""
-    sha256 = encoded_header(OLD_ENCODED)['sha256']
-    text, why_not = corpus.load_encoded(OLD_ENCODED, sha256)
-    assert why_not is None and text.mode == corpus.LINES and text.lines == 120
-    assert corpus.load_encoded(OLD_ENCODED, sha256, None, corpus.STREAM) == (
-        None, 'a line-mode encoding, not a stream-mode one')
+def test_an_earlier_versions_cache_is_encoded_again_with_one_line(tmp_path, capsys):
+    """data.encoded as main wrote it at 7953fdb (its own format before the .npz archive):
+    refused as an earlier version's, so read_corpus encodes the data again and says so."""
+    with open(OLD_ENCODED, 'rb') as f:
+        assert f.readline() == corpus.EARLIER_MAGIC
+        sha256 = json.loads(f.readline().decode('utf-8'))['sha256']
+    assert corpus.load_encoded(OLD_ENCODED, sha256) == (None, 'written by an earlier version')
+    folder = tmp_path / 'model'
+    folder.mkdir()
+    shutil.copy(OLD_ENCODED, str(folder / model_dir.ENCODED_FILE))
+    path = tmp_path / 'code.txt'
+    write_code(path, seed=9)
+    text, new = model_dir.read_corpus(str(path), None, str(folder))
+    assert new and '{} is written by an earlier version: encoding {} again'.format(
+        folder / model_dir.ENCODED_FILE, path) in capsys.readouterr().out

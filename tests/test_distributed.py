@@ -21,7 +21,7 @@ import char_rnn
 from cluster import free_ports
 from tf1rnn import distributed, mnist_data, runs
 from utils import tf
-from test_char_rnn import run, write_corpus
+from test_char_rnn import run, write_code, write_corpus
 from test_mnist_rnn import N_TEST, checkpoint_accuracy, make_digits, write_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,9 +124,11 @@ def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path
     own = {int(task): (int(step), why, int(n)) for task, step, why, n in re.findall(
         r'^\[worker (\d)\] stopped at global step (\d+) \((.*)\): (\d+) steps of its own$',
         out, re.M)}
-    assert sorted(own) == [0, 1], out
-    # The other worker trains until the chief stops: the chief's last update needs it.
-    assert own[0][1] == 'done' and own[1][1] == 'the chief stopped', own
+    # The other worker trains until the chief stops: the chief's last update needs it. (On
+    # a loaded machine it may start after the chief's last step: then it has nothing to do.)
+    late = re.search(r'^\[worker 1\] step \d+ already reached', out, re.M)
+    assert sorted(own) == ([0] if late else [0, 1]), out
+    assert own[0][1] == 'done' and (late or own[1][1] == 'the chief stopped'), own
     assert own[0][0] == 12 and sum(n for _, _, n in own.values()) >= 2 * 12, own
     losses = [float(x) for x in re.findall(r'^\[worker 0\]     Validation loss ([\d.]+)', out,
                                            re.M)]
@@ -154,6 +156,33 @@ def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path
     code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '-n', '10',
                           '--prime', 'make'], capsys)
     assert code == 0 and out.startswith('make'), err
+
+
+def test_stream_mode_on_a_cluster_trains_each_worker_on_its_streams(tmp_path, capsys):
+    """--stream on cluster.py (async): each worker reads its own streams, the chief saves its
+    carried state with the checkpoint, and a single process resumes from it."""
+    data = write_code(tmp_path / 'code.txt')
+    try:
+        proc = subprocess.run([sys.executable, LAUNCHER, '--workers', '2', '--logs',
+                               str(tmp_path / 'logs'), '--', sys.executable, SCRIPT]
+                              + char_args(tmp_path, data, '--stream', steps=10),
+                              cwd=str(tmp_path), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True,
+                              encoding='utf-8', timeout=WAIT)
+    except subprocess.TimeoutExpired as e:
+        output = e.output.decode('utf-8', 'replace') if isinstance(e.output, bytes) else e.output
+        pytest.fail('cluster.py still running after {} s:\n{}'.format(WAIT, output))
+    out = proc.stdout
+    assert proc.returncode == 0 and 'Traceback' not in out, out
+    for task in (0, 1):   # 8 streams each, of the 16 that one process of batch 16 reads
+        assert re.search(r"^\[worker {}\] .*; 8 streams of [\d,]+ windows of 20 a pass "
+                         r"\(this worker's; 16 in all\)$".format(task), out, re.M), out
+    assert re.search(r'^\[worker 0\]     Validation loss', out, re.M)
+    path, step = latest_step(tmp_path / 'ckpt' / 'trump_tweets')
+    state = [name for name, _ in tf.train.list_variables(path) if 'carried_state' in name]
+    assert state and all(tf.train.load_variable(path, name).shape[0] == 8 for name in state)
+    code, out, err = run(char_args(tmp_path, data, '--stream', steps=step + 2), capsys)
+    assert code == 0 and 'resumed from {} at step {}'.format(path, step) in out, err
 
 
 def test_sync_mean_of_two_half_batches_updates_as_one_batch(tmp_path):

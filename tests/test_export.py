@@ -19,7 +19,7 @@ from test_mnist_rnn import small_args, write_mnist
 import char_rnn
 import mnist_rnn
 import utils
-from tf1rnn import cli, corpus, export, mnist_data, runs, windows
+from tf1rnn import cli, corpus, export, mnist_data, runs, training, windows
 from tf1rnn.model_dir import read_config
 from utils import tf
 
@@ -245,12 +245,12 @@ def test_score_of_the_validation_lines_is_the_validation_loss_training_printed(c
     assert scored['predicted_chars'].tolist() == (val.lengths - 1).tolist()
     mean = float(np.sum(scored['nats_per_char'] * scored['predicted_chars']) /
                  np.sum(scored['predicted_chars']))
-    # The unrounded validation loss: char_rnn.evaluate on the restored training graph.
+    # The unrounded validation loss: training.evaluate on the restored training graph.
     with tf.Graph().as_default():
         model = char_rnn.build_model(vocab, cfg.hidden_sizes, char_rnn.parse_args([]), cfg)
         with tf.Session() as sess:
             tf.train.Saver().restore(sess, os.path.join(char['model_dir'], 'char-rnn-6'))
-            loss = char_rnn.evaluate(sess, model,
+            loss = training.evaluate(sess, model,
                                      val.fixed_batches(cfg.batch_size, cfg.eval_batches))
     assert mean == pytest.approx(loss, rel=1e-5)
     assert abs(mean - char['val_loss']) <= 5.1e-5   # printed to 4 decimals

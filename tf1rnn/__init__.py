@@ -5,7 +5,8 @@ holds what they share (the stack shim, vocabulary, batching, the gradient step).
 each module imports only those below it:
 
     cli          one error line instead of a traceback; argparse types with ranges
-    decoding     temperature (the lecture's formula and the one it meant), top-k, greedy
+    decoding     temperature (the lecture's formula and the one it meant), top-k, greedy;
+                 the characters after each seed drawn in the graph
     files        sha256, atomic and checked downloads
     layer_norm   the notebook's layer-norm LSTM cell, ported
     stacked      cell_stack: stacked GRU, LSTM or RNN layers in one loop, gradient written out
@@ -15,11 +16,11 @@ each module imports only those below it:
     streams      char_rnn.py's stream mode: contiguous splits, streams carrying the state
     mnist_data   MNIST's IDX files, split as TF1's read_data_sets
     runs         signals, sessions, checkpoints, folder locks, JSON and event files
-    training     a loop's event files, its step's session call, values kept with checkpoints,
-                 a wall-time budget
     stats        comparisons over seeds: intervals, verdicts, tables, plots
     model_dir    char_rnn.py's model folder: config.json, data.encoded, checkpoints, resume
-                 refusals, what --evaluate scores
+                 refusals, what --evaluate scores; the flags of a model's kind and shape
+    training     char_rnn.py's run around its loop: batches, settings, session and signals,
+                 event files, values kept with checkpoints, a wall-time budget, validation
     cell_runs    mnist_rnn.py's run per cell in its folder (lock, history.json, restore, events,
                  saves), the runs over seeds, results
     export       SavedModels with serving signatures, and the models in ONNX Runtime

@@ -8,7 +8,7 @@ import collections
 import hashlib
 import json
 import os
-import zlib
+import zipfile
 
 import numpy as np
 
@@ -18,10 +18,7 @@ from tf1rnn.files import sha256_of
 
 BLOCK_BYTES = 1 << 18       # read and encoded at a time (lines: whole, a longer line whole)
 LINES, STREAM = 'lines', 'stream'
-# The format of save_encoded's files per mode: 1, lines, as it always was (older versions
-# still read it); 2 names its mode (stream), and older versions refuse it rather than take
-# it for lines.
-ENCODED_FORMATS = {LINES: 1, STREAM: 2}
+MODES = (LINES, STREAM)
 _HASH_BASE = np.uint64(0x100000001B3)
 _HASH_LENGTH = np.uint64(0x9E3779B97F4A7C15)
 _HASHED_CHARS = 64          # longer last words are hashed one at a time
@@ -331,7 +328,7 @@ def encode_file(path, vocab=None, block_bytes=BLOCK_BYTES, mode=LINES):
     read_lines reads them (the same errors for a bad file); STREAM: blocks cut anywhere
     between two characters, so a file without line breaks is read in bounded memory too.
     """
-    if mode not in ENCODED_FORMATS:
+    if mode not in MODES:
         raise ValueError('mode {!r}'.format(mode))
     _check_data_file(path)
     digest = hashlib.sha256()
@@ -381,34 +378,29 @@ def file_sha256(path):
         raise UserError('cannot read data file {} ({})'.format(path, e.strerror or e))
 
 
-ENCODED_MAGIC = b'char-rnn encoded text\n'
-
-
-def _crc32(array):
-    crc, data = 0, memoryview(np.ascontiguousarray(array)).cast('B')
-    for i in range(0, len(data), 1 << 26):
-        crc = zlib.crc32(data[i:i + (1 << 26)], crc)
-    return crc
+# save_encoded's files: numpy's .npz archive (a zip: a CRC-32 per member, checked as it is
+# read), the ids, the line lengths and a JSON header. Earlier versions wrote their own format
+# (a magic line, JSON, the bytes): such a file is encoded again, with one line saying so.
+ENCODED_FORMAT = 3
+EARLIER_MAGIC = b'char-rnn encoded text\n'
 
 
 def save_encoded(text, path):
-    """Writes an EncodedText to path atomically: a line of magic, a line of JSON (the data's
-    sha256, the vocabulary, counts, the arrays' types, sizes and CRC-32), the arrays' bytes.
-    A UserError when it cannot (a full disk). Format 1 for LINES, format 2 and the mode for
-    STREAM (see ENCODED_FORMATS)."""
-    meta = {'format': ENCODED_FORMATS[text.mode], 'sha256': text.sha256, 'vocab': text.vocab,
-            'auto': text.auto, 'lines': text.lines, 'chars': text.chars,
-            'dropped': list(text.dropped.items()), 'last_word': list(text.last_word),
-            'arrays': [[array.dtype.str, len(array), _crc32(array)]
-                       for array in (text.ids, text.lengths)]}
-    if text.mode != LINES:
-        meta['mode'] = text.mode
+    """Writes an EncodedText to path atomically, an .npz archive: `ids`, `lengths` and
+    `header` (JSON: the format, the mode, the data's sha256, the vocabulary, counts). A
+    UserError when it cannot (a full disk)."""
+    meta = {'format': ENCODED_FORMAT, 'mode': text.mode, 'sha256': text.sha256,
+            'vocab': text.vocab, 'auto': text.auto, 'lines': text.lines, 'chars': text.chars,
+            'dropped': list(text.dropped.items()), 'last_word': list(text.last_word)}
     tmp = path + '.tmp'
     try:
-        with open(tmp, 'wb') as f:
-            f.write(ENCODED_MAGIC + json.dumps(meta, ensure_ascii=False).encode('utf-8') + b'\n')
-            for array in (text.ids, text.lengths):
-                f.write(memoryview(np.ascontiguousarray(array)).cast('B'))
+        # np.savez's layout, written here so that a failed write closes the archive (savez
+        # would leave it to the garbage collector, which prints the error again).
+        with open(tmp, 'wb') as f, zipfile.ZipFile(f, 'w', allowZip64=True) as archive:
+            for name, array in (('header', np.array(json.dumps(meta, ensure_ascii=False))),
+                                ('ids', text.ids), ('lengths', text.lengths)):
+                with archive.open(name + '.npy', 'w', force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         os.replace(tmp, path)
     except OSError as e:
         if os.path.lexists(tmp):
@@ -420,34 +412,30 @@ def save_encoded(text, path):
 def load_encoded(path, sha256, vocab=None, mode=LINES):
     """(EncodedText, None) from a save_encoded file if it holds the encoding of data with
     this sha256 in this vocabulary (None: the data's own) and mode, else (None, why not).
-    Nothing is trusted unchecked: the arrays' CRC-32, sizes and ids are checked."""
+    Nothing is trusted unchecked: the archive's CRC-32s, the sizes and the ids."""
     try:
         with open(path, 'rb') as f:
-            if f.readline() != ENCODED_MAGIC:
+            if f.read(len(EARLIER_MAGIC)) == EARLIER_MAGIC:
+                return None, 'written by an earlier version'
+        with np.load(path, allow_pickle=False) as archive:
+            if sorted(archive.files) != ['header', 'ids', 'lengths']:
                 return None, 'not an encoded text'
-            meta = json.loads(f.readline().decode('utf-8'))
-            form = meta.get('format')
-            stored = meta.get('mode') if form == ENCODED_FORMATS[STREAM] else LINES
-            if ENCODED_FORMATS.get(stored) != form:   # and format 2 names its mode
+            meta = json.loads(str(archive['header']))
+            if meta.get('format') != ENCODED_FORMAT or meta.get('mode') not in MODES:
                 return None, 'written by another version'
             if meta['sha256'] != sha256:
                 return None, 'of other data (sha256 {}...)'.format(str(meta['sha256'])[:12])
-            if stored != mode:
+            if meta['mode'] != mode:
                 return None, 'a {}-mode encoding, not a {}-mode one'.format(
-                    'line' if stored == LINES else stored, 'line' if mode == LINES else mode)
+                    'line' if meta['mode'] == LINES else meta['mode'],
+                    'line' if mode == LINES else mode)
             if (meta['vocab'] != vocab) if vocab is not None else not meta['auto']:
                 return None, 'of another vocabulary'
-            arrays = []
-            for dtype, size, crc in meta['arrays']:
-                array = np.empty(size, np.dtype(dtype))
-                if f.readinto(memoryview(array).cast('B')) != array.nbytes:
-                    return None, 'unreadable (cut short)'
-                if _crc32(array) != crc:
-                    return None, 'unreadable (checksum mismatch)'
-                arrays.append(array)
-            if f.read(1):
-                return None, 'unreadable (longer than written)'
-    except (OSError, ValueError, KeyError, TypeError) as e:
+            arrays = [archive['ids'], archive['lengths']]
+    except zipfile.BadZipFile as e:   # numpy reads through zipfile, which checks the CRC-32s
+        return None, 'unreadable ({})'.format('checksum mismatch' if 'CRC' in str(e) else
+                                              'cut short, or not an archive')
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
         return None, 'unreadable ({})'.format(first_line(e))
     (ids, lengths), size = arrays, len(meta['vocab'])
     if not (ids.dtype == id_dtype(size) and lengths.dtype in (np.int32, np.int64)

@@ -1,7 +1,10 @@
-"""How char_rnn.py draws a character from its logits: temperature (the distribution the
-lecture meant, or its literal formula), top-k and greedy; its decoding flags and primes."""
+"""How char_rnn.py generates text: a character drawn from the logits at a temperature (the
+distribution the lecture meant, or its literal formula), from the top k or greedily; the
+characters after each seed drawn inside the graph, one session call for all; the decoding
+flags and primes."""
 import sys
 
+import utils
 from tf1rnn import cli
 from tf1rnn.cli import UserError
 from utils import tf
@@ -27,6 +30,50 @@ def sample_ids(logits, temp, sampling, top_k=0, greedy=False):
     logits = tf.where(logits < kth, tf.fill(tf.shape(logits), float('-inf')), logits)
     draws = tf.where(greedy, tf.argmax(logits, -1), tf.multinomial(logits, 1)[:, 0])
     return tf.cast(draws, tf.int32) + 1   # Fix: column k is id k + 1 (0 is padding)
+
+
+def generator(model):
+    """[batch, model.len_generated] ids drawn after each row of model.seq (a CharRNN's).
+
+    Each seed primes the state whole (seeds of different lengths through dynamic_rnn's
+    sequence lengths); the characters are then drawn inside the graph (tf.while_loop), with
+    the same cells, dense layer (model.step) and distribution as the lecture's online_infer,
+    so one session call generates everything.
+    """
+    batch = tf.shape(model.seq)[0]
+    last = tf.cast(model.length, tf.int32) - 1
+    last_logits = tf.gather_nd(model.logits, tf.stack([tf.range(batch), last], axis=1))
+    draw = lambda logits: sample_ids(logits, model.temp, model.sampling,  # noqa: E731
+                                     model.top_k, model.greedy)
+    first = draw(last_logits)
+    ids = tf.TensorArray(tf.int32, size=model.len_generated).write(0, first)
+
+    def step(i, previous, state, ids):
+        logits, state = model.step(previous, state)
+        current = draw(logits)
+        return i + 1, current, state, ids.write(i, current)
+
+    _, _, _, ids = tf.while_loop(lambda i, *_: i < model.len_generated, step,
+                                 [tf.constant(1), first, model.out_state, ids],
+                                 name='generate')
+    return tf.transpose(ids.stack())
+
+
+def generate(sess, model, seeds, length=200, temperature=None, end=''):
+    """Each seed followed by `length` characters of model.generated, or up to the first
+    `end` (the data's end-of-line marker) among them. Every seed must have at least one
+    vocabulary character (see clean_primes)."""
+    rows = [utils.vocab_encode(seed, model.vocab) for seed in seeds]
+    if not all(rows):
+        raise ValueError('a seed has no vocabulary character: {!r}'.format(seeds))
+    feed = {model.seq: utils.pad(rows), model.len_generated: length}
+    if temperature is not None:
+        feed[model.temp] = temperature
+    generated = sess.run(model.generated, feed)
+    texts = [utils.vocab_decode(ids, model.vocab) for ids in generated]
+    if end:   # what follows the end of a line was never trained: noise
+        texts = [text[:text.index(end) + len(end)] if end in text else text for text in texts]
+    return [seed + text for seed, text in zip(seeds, texts)]
 
 
 def lecture_logits(logits, temp):

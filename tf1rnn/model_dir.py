@@ -2,13 +2,15 @@
 vocabulary, model shape and end marker a checkpoint needs, and the settings that bind a
 resume) and data.encoded (the data's ids, for a quick resume); the refusals of a resume
 that would not continue the same model."""
+import contextlib
 import json
 import math
 import os
 import re
 import sys
 
-from tf1rnn import corpus, files, runs, streams, windows
+import utils
+from tf1rnn import cli, corpus, files, runs, streams, windows
 from tf1rnn.cli import UserError
 from utils import tf
 
@@ -196,6 +198,85 @@ class Run(object):
             training=settings))
 
 
+def add_model_flags(p, cells):
+    """The model's kind and shape, stored in config.json: a resume or --sample reads them
+    from there (resolve_kind, resolve_shape), flags given must agree."""
+    add = p.add_argument
+    add('--hidden-sizes', default=None, type=cli.int_list, metavar='N,N',
+        help='RNN layer sizes (default: the config\'s (lecture: 128,256), or the checkpoint\'s)')
+    add('--vocab', choices=['trump', 'auto'], default=None, help='trump: the lecture\'s '
+        'character string; auto: every character of DATA; stored with the checkpoint '
+        '(default: the checkpoint\'s, else trump; --stream: auto)')
+    add('--cell', choices=cells, default=None, help='the RNN cell of each layer, '
+        'stored with the checkpoint (default: the checkpoint\'s, else gru, the lecture\'s)')
+    add('--stream', action='store_true', help='read DATA as one text, every character kept '
+        '(line breaks, indentation): batches of contiguous streams, each window\'s final '
+        'state the next one\'s initial state; validation and test: the last --val-frac '
+        'and 5%% of the file, read whole. Stored with the checkpoint (docs/streams.md)')
+
+
+def add_flags(p):
+    """--export, --evaluate, --checkpoint (what to do with a trained model folder) and
+    --end-marker (where its samples end)."""
+    add = p.add_argument
+    add('--export', default=None, metavar='DIR', help='write the checkpoint as a SavedModel '
+        'to DIR/<version> (1, 2, ...) with signatures generate, score and step '
+        '(docs/export.md), and exit, no training')
+    add('--evaluate', default=None, metavar='FILE|val|test', help='the loss of the checkpoint '
+        'on FILE, or on the validation or test text of its data, in nats and bits per '
+        'character, and exit, no training')
+    add('--checkpoint', default=None, metavar='latest|best|STEP|PATH', help='with --sample, '
+        '--evaluate or --export: the latest (default), the best (lowest validation loss), the one of '
+        'global step STEP, or the one at PATH')
+    add('--end-marker', default=None, metavar='TEXT', help='a sample ends after this text '
+        '(nothing after a line\'s end was trained); \'\': always --length characters '
+        '(default: the word every line of the data ends with, as the tweets\' _E_)')
+
+
+@contextlib.contextmanager
+def training_run(model_dir, args, cfg, asked_sizes, default_sizes, trump_vocab, download=None,
+                 cluster=None):
+    """The Run of a training run in model_dir: the outputs checked first (by the chief, the
+    one that writes), the folder locked for this run alone (two would rotate each other's
+    checkpoints away), the data described."""
+    chief = not cluster or cluster.is_chief
+    if chief:
+        check_outputs(args.checkpoint_dir, args.model, args.logdir)
+    with runs.folder_lock(model_dir, 'another --model or --checkpoint-dir', cluster):
+        run = Run(model_dir, args, cfg, asked_sizes, default_sizes, trump_vocab, download, chief)
+        print(corpus.describe(run.text, args.data, run.vocab_source))
+        if run.end_marker:
+            print('samples end after {!r}, the end of every line of the data (--end-marker)'
+                  .format(run.end_marker))
+        yield run
+
+
+def trained(args, asked_sizes, default_sizes, trump_vocab):
+    """(config.json, vocab, hidden sizes, the --checkpoint to read) of --model: what
+    --sample, --evaluate and --export read (args.cell and args.stream its own). UserError
+    when it has no checkpoint."""
+    folder = os.path.join(args.checkpoint_dir, args.model)
+    stored, latest = read(folder)
+    if not latest:
+        raise UserError('no checkpoint in {}: train first (python char_rnn.py --model {})'.format(
+            folder, args.model))
+    resolve_kind(args, stored, folder)
+    vocab, _, hidden_sizes = resolve_shape(args, stored, folder, asked_sizes, default_sizes,
+                                           trump_vocab)
+    ckpt = latest if args.checkpoint in (None, 'latest') else choose_checkpoint(
+        folder, args.checkpoint)
+    return stored, vocab, hidden_sizes, ckpt
+
+
+def restore(sess, ckpt, which=None):
+    """Restores ckpt, the checkpoint --checkpoint `which` named (the latest: if a running
+    training rotated it away meanwhile, its successor)."""
+    if which in (None, 'latest'):
+        runs.restore_latest(sess, tf.train.Saver(), os.path.dirname(ckpt), PREFIX, ckpt)
+    else:
+        runs.restore(sess, tf.train.Saver(), ckpt)
+
+
 def resolve_kind(args, stored, model_dir):
     """Sets args.cell and args.stream to the checkpoint's (flags given must agree), else to
     the flags' (GRU and lines by default); a new stream model reads every character of its
@@ -314,3 +395,14 @@ def evaluation_data(which, stored, vocab, rows, window):
     held_out = windows.Corpus(text, int(text.lengths.max()), val.get('val_frac', 0.05),
                               val.get('seed', 0), path).val
     return name, text, held_out.fixed_batches(rows)
+
+
+def evaluation_report(name, text, batches, loss, ckpt, stream):
+    """--evaluate's line: the characters scored and those outside the vocabulary (counted,
+    not scored), the loss in nats and bits per character, the checkpoint."""
+    dropped = sum(text.dropped.values())
+    return '{}: {:,} characters scored{}: {:.4f} nats/char, {:.4f} bits/char ({})'.format(
+        name, sum(utils.num_targets(batch[0] if stream else batch) for batch in batches),
+        ', {:,} outside the vocabulary not scored ({})'.format(dropped, ', '.join(
+            '{!r} {:,}'.format(ch, n) for ch, n in text.dropped.most_common(5)))
+        if dropped else '', loss, streams.bits(loss), ckpt)
