@@ -1182,6 +1182,10 @@ def test_settings_bind_only_once_a_checkpoint_exists(trained, tmp_path, capsys):
     assert stored['hidden_sizes'] == [12] and stored['vocab'] == char_rnn.TRUMP_VOCAB
 
 
+# ---------------------------------------------------------------------------
+# Issue 23, class 1: flag values the math cannot take are refused by argparse.
+# ---------------------------------------------------------------------------
+
 @pytest.mark.parametrize('flag,value,message', [
     ('--temperature', '1e-40', 'must be in [1e-30, 1e+30], not 1e-40'),
     ('--temperature', '0', 'must be in [1e-30, 1e+30], not 0'),

@@ -24,8 +24,3 @@ def test_a_model_folder_written_before_the_layout_move_resumes_and_samples(tmp_p
     code, out, err = run(['--sample', '--checkpoint-dir', str(tmp_path / 'ckpt'), '-n', '10',
                           '--prime', 'make'], capsys)
     assert code == 0 and out.startswith('make'), err
-
-
-# ---------------------------------------------------------------------------
-# Issue 23, class 1: flag values the math cannot take are refused by argparse.
-# ---------------------------------------------------------------------------
