@@ -1182,9 +1182,9 @@ def test_a_checkpoint_whose_data_file_is_gone_is_one_line_naming_it(tmp_path):
     status, out, err = run_main(argv + ['--epochs', '2'])
     assert status == 2 and 'Traceback' not in err
     assert err.splitlines()[-1] == (
-        '{}: error: cannot restore gru from {}: checkpoint {} its data file {}.data-00000-of-00001 '
-        'is missing; --force starts it over'.format(os.path.basename(sys.argv[0]), folder, name,
-                                                    name))
+        '{}: error: cannot restore gru from {}: checkpoint {}: its data file '
+        '{}.data-00000-of-00001 is missing; --force starts it over'.format(
+            os.path.basename(sys.argv[0]), folder, name, name))
 
 
 def test_a_closed_output_pipe_at_the_first_line_stops_and_saves(tmp_path, monkeypatch):

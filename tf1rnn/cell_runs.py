@@ -250,7 +250,7 @@ class CellRun(object):
         path = os.path.join(self.ckpt_dir, self.history['checkpoint'])
         problem = runs.checkpoint_problem(path)
         if problem:
-            raise UserError('cannot restore {} from {}: checkpoint {} {}; --force starts it '
+            raise UserError('cannot restore {} from {}: checkpoint {}: {}; --force starts it '
                             'over'.format(self.cell, self.ckpt_dir, self.history['checkpoint'],
                                           problem))
         try:
