@@ -129,7 +129,10 @@ def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path
     late = re.search(r'^\[worker 1\] step \d+ already reached', out, re.M)
     assert sorted(own) == ([0] if late else [0, 1]), out
     assert own[0][1] == 'done' and (late or own[1][1] == 'the chief stopped'), own
-    assert own[0][0] == 12 and sum(n for _, _, n in own.values()) >= 2 * 12, own
+    # The other worker's updates while the chief validates count: the chief may read a
+    # global step past 12 at its last step, and saves at the step it read.
+    last = own[0][0]
+    assert last >= 12 and sum(n for _, _, n in own.values()) >= 2 * last, own
     losses = [float(x) for x in re.findall(r'^\[worker 0\]     Validation loss ([\d.]+)', out,
                                            re.M)]
     assert len(losses) >= 2 and losses[-1] < losses[0], out
@@ -140,7 +143,7 @@ def test_sync_cluster_trains_and_its_checkpoint_is_a_single_process_one(tmp_path
     model_dir = tmp_path / 'ckpt' / 'trump_tweets'
     path, step = latest_step(model_dir)
     # The other worker may add an update while the chief saves: the chief's step names it.
-    assert path.endswith('char-rnn-12') and step in (12, 13)
+    assert path.endswith('char-rnn-{}'.format(last)) and step >= last
 
     # The same variables as a single process's checkpoint, nothing of the cluster's.
     single = tmp_path / 'single'
